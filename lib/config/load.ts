@@ -1,0 +1,233 @@
+import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { envSchema, KNOWN_PREFIXES, type RawEnv } from './schema.ts';
+import { DEMO_ROUTES } from './demo-routes.ts';
+import { parseRouteTable, type Route } from '../proxy/route-table.ts';
+
+export interface Config {
+  /** The public origin, e.g. `https://app.example.com` (no trailing slash). */
+  appOrigin: string;
+  /** `APP_BASE_URL/auth/callback`: the only redirect URI ever sent. */
+  redirectUri: string;
+  /** `https` origin ⇒ `Secure` cookies with the `__Host-` prefix. */
+  secureCookies: boolean;
+  oidc: {
+    issuer: string;
+    clientId: string;
+    clientSecret: string | undefined;
+    clientAuth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+    clientPrivateKey: JsonWebKey | undefined;
+    /** OIDC_SCOPES plus every route's scopes. */
+    scopes: string;
+    prompt: string | undefined;
+    allowInsecureHttp: boolean;
+    /** Every route's RFC 8707 resource, requested at sign-in so that refreshes may target it. */
+    resources: string[];
+  };
+  session: {
+    /** Iron passwords keyed by a stable numeric id derived from each secret. */
+    sealPassword: Record<number, string>;
+    unsealPasswords: Record<number, string>;
+    sameSite: 'strict' | 'lax';
+    idleTimeout: number;
+    absoluteTimeout: number;
+  };
+  tokens: { refreshSkew: number; refreshGrace: number };
+  routes: Route[];
+  port: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const KNOWN_VARIABLES = new Set(Object.keys(envSchema.shape));
+
+/**
+ * A stable numeric id per secret, so that a cookie sealed with a secret finds it again
+ * after secrets are added or reordered (iron-session keys its password map by number).
+ */
+function passwordId(secret: string): number {
+  return Number.parseInt(createHash('sha256').update(secret).digest('hex').slice(0, 8), 16) + 1;
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '127.0.0.1' || hostname === '[::1]';
+}
+
+function parseUrl(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Validates the whole environment in one pass and lists every problem at once, each
+ * naming the variable and the fix. Pure: takes the environment, returns a `Config` or
+ * throws a `ConfigError`.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const problems: string[] = [];
+
+  for (const name of Object.keys(env)) {
+    if (KNOWN_PREFIXES.some((p) => name.startsWith(p)) && !KNOWN_VARIABLES.has(name)) {
+      problems.push(`${name} is not a variable the broker knows (a typo?); known: ${[...KNOWN_VARIABLES].join(', ')}`);
+    }
+  }
+
+  // Each variable is parsed on its own so that one bad value does not hide the others.
+  const e: Partial<RawEnv> = {};
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    const result = schema.safeParse(env[name]);
+    if (result.success) (e as Record<string, unknown>)[name] = result.data;
+    else for (const issue of result.error.issues) problems.push(issue.message.startsWith(name) ? issue.message : `${name}: ${issue.message}`);
+  }
+  return checkAndBuild(e, problems);
+}
+
+function readRoutes(e: Partial<RawEnv>, problems: string[]): Route[] {
+  let routeInput: unknown = DEMO_ROUTES;
+  const source = e.BFF_ROUTES_FILE ? 'BFF_ROUTES_FILE' : 'BFF_ROUTES';
+  if (e.BFF_ROUTES && e.BFF_ROUTES_FILE) {
+    problems.push('BFF_ROUTES and BFF_ROUTES_FILE are both set: choose one');
+    return [];
+  }
+  if (e.BFF_ROUTES || e.BFF_ROUTES_FILE) {
+    try {
+      routeInput = JSON.parse(e.BFF_ROUTES ?? readFileSync(e.BFF_ROUTES_FILE as string, 'utf8'));
+    } catch (error) {
+      const why = error instanceof SyntaxError ? 'is not valid JSON' : 'could not be read';
+      problems.push(`${source} ${why}: give a JSON array of routes (see README, "Route table")`);
+      return [];
+    }
+  }
+  const table = parseRouteTable(routeInput);
+  if (table.ok) return table.routes;
+  problems.push(...table.problems.map((p) => `${source} ${p}`));
+  return [];
+}
+
+/**
+ * The checks that span variables. Each runs on whatever parsed, so that a missing
+ * variable does not hide a short secret or a bad route table.
+ */
+function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
+  const base = e.APP_BASE_URL === undefined ? undefined : parseUrl(e.APP_BASE_URL);
+  if (e.APP_BASE_URL === undefined) {
+    // already reported as missing
+  } else if (!base || (base.protocol !== 'https:' && base.protocol !== 'http:')) {
+    problems.push(`APP_BASE_URL must be an absolute http(s) origin such as https://app.example.com, got "${e.APP_BASE_URL}"`);
+  } else {
+    if (base.pathname !== '/' || base.search || base.hash || base.username || base.password) {
+      problems.push('APP_BASE_URL must be an origin only (scheme, host, port) with no path, query, fragment or user info');
+    }
+    if (base.protocol === 'http:' && !isLoopbackHost(base.hostname)) {
+      problems.push('APP_BASE_URL must use https (http is allowed only for localhost, where cookies cannot be Secure)');
+    }
+  }
+
+  const issuer = e.OIDC_ISSUER === undefined ? undefined : parseUrl(e.OIDC_ISSUER);
+  if (e.OIDC_ISSUER === undefined) {
+    // already reported as missing
+  } else if (!issuer || (issuer.protocol !== 'https:' && issuer.protocol !== 'http:')) {
+    problems.push(`OIDC_ISSUER must be an absolute https URL, got "${e.OIDC_ISSUER}"`);
+  } else if (issuer.protocol === 'http:' && !e.OIDC_ALLOW_INSECURE_HTTP) {
+    problems.push('OIDC_ISSUER uses http: set OIDC_ALLOW_INSECURE_HTTP=true for local tests only, or use the provider\'s https issuer');
+  }
+
+  let clientPrivateKey: JsonWebKey | undefined;
+  if (e.OIDC_CLIENT_AUTH === 'private_key_jwt') {
+    if (!e.OIDC_CLIENT_PRIVATE_KEY) {
+      problems.push('OIDC_CLIENT_PRIVATE_KEY is required with OIDC_CLIENT_AUTH=private_key_jwt: a private JWK as JSON');
+    } else {
+      try {
+        clientPrivateKey = JSON.parse(e.OIDC_CLIENT_PRIVATE_KEY) as JsonWebKey;
+        if (typeof clientPrivateKey !== 'object' || !clientPrivateKey || !('d' in clientPrivateKey)) {
+          problems.push('OIDC_CLIENT_PRIVATE_KEY must be a private JWK (an object with "kty" and "d")');
+        }
+      } catch {
+        problems.push('OIDC_CLIENT_PRIVATE_KEY is not valid JSON: give the private JWK as a JSON object');
+      }
+    }
+  } else if (!e.OIDC_CLIENT_SECRET) {
+    problems.push(`OIDC_CLIENT_SECRET is required with OIDC_CLIENT_AUTH=${e.OIDC_CLIENT_AUTH}`);
+  }
+
+  const secrets = (e.SESSION_SECRETS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (e.SESSION_SECRETS !== undefined && secrets.length === 0) {
+    problems.push('SESSION_SECRETS is empty: give one or more comma-separated secrets of 32+ characters');
+  }
+  secrets.forEach((secret, i) => {
+    if (secret.length < 32) {
+      problems.push(`SESSION_SECRETS entry ${i + 1} is ${secret.length} characters; each must have 32+ (e.g. \`openssl rand -base64 32\`)`);
+    }
+  });
+  if (new Set(secrets.map(passwordId)).size !== secrets.length) {
+    problems.push('SESSION_SECRETS lists the same secret twice: remove the duplicate');
+  }
+
+  if (e.SESSION_IDLE_TIMEOUT && e.SESSION_ABSOLUTE_TIMEOUT && e.SESSION_IDLE_TIMEOUT > e.SESSION_ABSOLUTE_TIMEOUT) {
+    problems.push('SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT');
+  }
+
+  const routes = readRoutes(e, problems);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  const v = e as RawEnv;
+
+  const scopes = new Set(v.OIDC_SCOPES.split(/\s+/).filter(Boolean));
+  for (const route of routes) for (const scope of route.scopes) scopes.add(scope);
+  const resources = [...new Set(routes.map((r) => r.resource).filter((r): r is string => !!r))];
+  const [first] = secrets;
+  const appOrigin = (base as URL).origin;
+
+  return {
+    appOrigin,
+    redirectUri: `${appOrigin}/auth/callback`,
+    secureCookies: (base as URL).protocol === 'https:',
+    oidc: {
+      issuer: v.OIDC_ISSUER,
+      clientId: v.OIDC_CLIENT_ID,
+      clientSecret: v.OIDC_CLIENT_SECRET,
+      clientAuth: v.OIDC_CLIENT_AUTH,
+      clientPrivateKey,
+      scopes: [...scopes].join(' '),
+      prompt: v.OIDC_PROMPT !== undefined ? v.OIDC_PROMPT || undefined : scopes.has('offline_access') ? 'consent' : undefined,
+      allowInsecureHttp: v.OIDC_ALLOW_INSECURE_HTTP,
+      resources,
+    },
+    session: {
+      sealPassword: { [passwordId(first)]: first },
+      unsealPasswords: Object.fromEntries(secrets.map((s) => [passwordId(s), s])),
+      sameSite: v.SESSION_SAMESITE,
+      idleTimeout: v.SESSION_IDLE_TIMEOUT,
+      absoluteTimeout: v.SESSION_ABSOLUTE_TIMEOUT,
+    },
+    tokens: { refreshSkew: v.TOKEN_REFRESH_SKEW, refreshGrace: v.REFRESH_GRACE_PERIOD },
+    routes,
+    port: v.PORT,
+  };
+}
+
+let cached: Config | undefined;
+
+/**
+ * The process's configuration, parsed on first use rather than at module load, because
+ * `next build` imports route modules without the runtime secrets.
+ */
+export function getConfig(): Config {
+  cached ??= loadConfig(process.env);
+  return cached;
+}
+
+/** Tests that change the environment between cases call this. */
+export function resetConfigForTests(): void {
+  cached = undefined;
+}

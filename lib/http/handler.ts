@@ -1,0 +1,31 @@
+import { ConfigError, getConfig, type Config } from '../config/load.ts';
+import { log } from '../log.ts';
+import { getStore, type KeyValueStore } from '../stores/index.ts';
+import { errorResponse, jsonResponse } from './responses.ts';
+
+export type Handler = (request: Request, config: Config, store: KeyValueStore) => Promise<Response>;
+
+/**
+ * The seam between Next.js and lib/: a route exports `endpoint(handler)`, and the
+ * handler gets the request, the configuration and the store, and returns a Response.
+ * Every throw becomes the contract's error body here, in one place.
+ */
+export function endpoint(handler: Handler): (request: Request) => Promise<Response> {
+  return async (request) => {
+    let config: Config;
+    try {
+      config = getConfig();
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        log.error('configuration_invalid', { problems: error.problems.join(' | ') });
+        return jsonResponse({ error: 'server_misconfigured' }, 500);
+      }
+      throw error;
+    }
+    try {
+      return await handler(request, config, getStore());
+    } catch (error) {
+      return errorResponse(error);
+    }
+  };
+}

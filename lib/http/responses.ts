@@ -1,0 +1,42 @@
+import { BrokerError } from '../errors.ts';
+import { log } from '../log.ts';
+
+/** Every JSON answer of the broker's own is private to one user: never cached anywhere. */
+export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = []): Response {
+  const h = new Headers(headers);
+  h.set('content-type', 'application/json; charset=utf-8');
+  h.set('cache-control', 'no-store');
+  return new Response(JSON.stringify(body), { status, headers: h });
+}
+
+/**
+ * Maps any thrown value to the contract's error body. A `BrokerError` keeps its code and
+ * status; anything else is an unexpected bug — logged by name only (a message may
+ * embed a token) and answered as a bare 500.
+ */
+export function errorResponse(error: unknown, extraHeaders: Array<[string, string]> = []): Response {
+  if (error instanceof BrokerError) {
+    const body: Record<string, string> = { error: error.code };
+    if (error.publicMessage) body.message = error.publicMessage;
+    const headers = new Headers();
+    for (const [name, value] of [...error.headers, ...extraHeaders]) headers.append(name, value);
+    return jsonResponse(body, error.status, headers);
+  }
+  log.error('unexpected_error', { errorName: error instanceof Error ? error.name : typeof error });
+  return jsonResponse({ error: 'server_error' }, 500, extraHeaders);
+}
+
+export function methodNotAllowed(allow: readonly string[]): Response {
+  return errorResponse(new BrokerError('method_not_allowed', { headers: [['allow', allow.join(', ')]] }));
+}
+
+/** Browsers ask for HTML on navigations; `fetch` and API clients don't. */
+export function wantsHtml(request: Request): boolean {
+  const accept = request.headers.get('accept') ?? '';
+  return accept.includes('text/html');
+}
+
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
+}

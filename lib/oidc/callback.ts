@@ -1,0 +1,136 @@
+import * as client from 'openid-client';
+import type { Config } from '../config/load.ts';
+import { BrokerError } from '../errors.ts';
+import { errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
+import { log } from '../log.ts';
+import { newSessionId, writeSession } from '../session/manager.ts';
+import { presentNames } from '../session/codec.ts';
+import { sessionCookieName } from '../session/cookie.ts';
+import { parseCookies } from '../http/cookies.ts';
+import { userFromClaims, type Session } from '../session/session.ts';
+import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
+import { getProvider, isInvalidGrant, providerErrorCode } from './provider.ts';
+import { tokenFromResponse } from './tokens.ts';
+
+/**
+ * `GET /auth/callback`: finishes a sign-in as a pipeline of named checks. Each step
+ * either passes or throws a `BrokerError`; the first two run before the token endpoint
+ * is ever called, so a forged or replayed callback costs the provider nothing.
+ *   1. state  — the browser holds the transaction this `state` names (CSRF, RFC 6749 §10.12)
+ *   2. iss    — the response comes from our issuer (mix-up attacks, RFC 9207)
+ *   3. error  — the provider did not answer with an error such as access_denied
+ *   4. code   — exchange with PKCE; the ID token's signature, audience and nonce are checked
+ *   5. session — the cookie is written and the browser sent to `returnTo`
+ */
+export async function handleCallback(request: Request, config: Config): Promise<Response> {
+  const query = new URL(request.url).searchParams;
+  const state = query.get('state') ?? '';
+  const tx = await checkState(request, state, config);
+  // From here on the transaction is spent, whatever happens.
+  const clearTx = endTransaction(state, config);
+  try {
+    const provider = await getProvider(config);
+    checkIssuer(query, provider);
+    checkProviderError(query);
+    const session = await exchangeCode(query, tx, provider, config);
+    const present = presentNames(parseCookies(request.headers.get('cookie')), sessionCookieName(config));
+    const headers = new Headers({ location: `${config.appOrigin}${tx.returnTo}`, 'cache-control': 'no-store' });
+    headers.append('set-cookie', clearTx);
+    for (const cookie of await writeSession(session, present, config)) headers.append('set-cookie', cookie);
+    log.info('sign_in', { session: session.id.slice(0, 8) });
+    return new Response(null, { status: 303, headers });
+  } catch (error) {
+    return failure(request, error, [['set-cookie', clearTx]]);
+  }
+}
+
+/** Answers a failed callback with a readable page for a browser, JSON otherwise; never a redirect. */
+export function failure(request: Request, error: unknown, headers: Array<[string, string]> = []): Response {
+  const broker = error instanceof BrokerError ? error : new BrokerError('invalid_request', { cause: error });
+  log.warn('sign_in_failed', { code: broker.code, reason: broker.publicMessage });
+  if (!wantsHtml(request)) return errorResponse(broker, headers);
+  const page = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2933}a{color:#2457c5}</style></head>
+<body><h1>Sign-in failed</h1><p>${escapeHtml(broker.publicMessage ?? 'The sign-in could not be completed.')}</p>
+<p><a href="/auth/login">Try again</a> or go back to the <a href="/">start page</a>.</p></body></html>`;
+  const h = new Headers({ 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+  for (const [name, value] of headers) h.append(name, value);
+  return new Response(page, { status: broker.status, headers: h });
+}
+
+async function checkState(request: Request, state: string, config: Config): Promise<LoginTransaction> {
+  const tx = state ? await findTransaction(request, state, config) : undefined;
+  if (!tx) {
+    throw new BrokerError('invalid_request', {
+      publicMessage: 'This sign-in link is unknown, expired or already used.',
+    });
+  }
+  return tx;
+}
+
+function checkIssuer(query: URLSearchParams, provider: client.Configuration): void {
+  const metadata = provider.serverMetadata();
+  const iss = query.get('iss');
+  // RFC 9207 §2.4: required when the provider advertises it; must match whenever present.
+  if (iss === null && metadata.authorization_response_iss_parameter_supported) {
+    throw new BrokerError('invalid_request', { publicMessage: 'The sign-in response names no issuer.' });
+  }
+  if (iss !== null && iss !== metadata.issuer) {
+    throw new BrokerError('invalid_request', { publicMessage: 'The sign-in response comes from another issuer.' });
+  }
+}
+
+function checkProviderError(query: URLSearchParams): void {
+  const error = query.get('error');
+  if (error === null) return;
+  const code = /^[a-z_]{1,64}$/.test(error) ? error : 'error';
+  throw new BrokerError('invalid_request', {
+    publicMessage: code === 'access_denied' ? 'Sign-in was cancelled or denied.' : `The identity provider refused the sign-in (${code}).`,
+  });
+}
+
+async function exchangeCode(
+  query: URLSearchParams,
+  tx: LoginTransaction,
+  provider: client.Configuration,
+  config: Config,
+): Promise<Session> {
+  // openid-client takes redirect_uri from this URL: build it from configuration, never
+  // from the request's Host.
+  const currentUrl = new URL(`${config.redirectUri}?${query.toString()}`);
+  let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+  try {
+    tokens = await client.authorizationCodeGrant(provider, currentUrl, {
+      pkceCodeVerifier: tx.codeVerifier,
+      expectedState: tx.state,
+      expectedNonce: tx.nonce,
+      idTokenExpected: true,
+    });
+  } catch (error) {
+    const code = providerErrorCode(error);
+    if (code || isInvalidGrant(error) || error instanceof client.ClientError) {
+      throw new BrokerError('invalid_request', {
+        publicMessage: code ? `The identity provider refused the sign-in (${code}).` : 'The sign-in response could not be verified.',
+        cause: error,
+      });
+    }
+    throw new BrokerError('idp_unavailable', { cause: error });
+  }
+  const claims = tokens.claims();
+  if (!claims) throw new BrokerError('invalid_request', { publicMessage: 'The identity provider sent no ID token.' });
+  const now = Date.now();
+  return {
+    v: 1,
+    id: newSessionId(),
+    iss: claims.iss,
+    sub: claims.sub,
+    idpSid: typeof claims.sid === 'string' ? claims.sid : undefined,
+    user: userFromClaims(claims),
+    idToken: tokens.id_token,
+    refreshToken: tokens.refresh_token,
+    tokens: { '': tokenFromResponse(tokens, now) },
+    createdAt: now,
+    touchedAt: now,
+  };
+}

@@ -1,0 +1,54 @@
+import * as client from 'openid-client';
+import type { Config } from '../config/load.ts';
+import { log } from '../log.ts';
+import { checkSameOrigin } from '../security/csrf.ts';
+import { clearSession, loadSession } from '../session/manager.ts';
+import { endSession } from '../session/revocation.ts';
+import type { KeyValueStore } from '../stores/store.ts';
+import { getProvider } from './provider.ts';
+
+/**
+ * `POST /auth/logout`: ends the session here and at the provider.
+ *  1. same-origin only — a cross-site form must not sign the user out (logout CSRF);
+ *  2. the session id is recorded as ended, so a copy of the cookie is dead too;
+ *  3. the refresh token is revoked (RFC 7009) so it is worthless even if it leaked;
+ *  4. the cookie is expired with its own attributes;
+ *  5. the browser goes to the provider's end_session_endpoint (RP-Initiated Logout 1.0)
+ *     or, without one, home.
+ * The provider being unreachable does not keep the user signed in here.
+ */
+export async function handleLogout(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
+  checkSameOrigin(request, config);
+  const loaded = await loadSession(request, config, store);
+  const headers = new Headers({ 'cache-control': 'no-store' });
+  for (const cookie of clearSession(loaded.present, config)) headers.append('set-cookie', cookie);
+
+  let location = `${config.appOrigin}/`;
+  const session = loaded.session;
+  if (session) {
+    await endSession(store, session, config.session.absoluteTimeout);
+    try {
+      const provider = await getProvider(config);
+      const metadata = provider.serverMetadata();
+      if (session.refreshToken && metadata.revocation_endpoint) {
+        await client
+          .tokenRevocation(provider, session.refreshToken, { token_type_hint: 'refresh_token' })
+          .catch((error: unknown) => log.warn('revocation_failed', { errorName: error instanceof Error ? error.name : 'unknown' }));
+      }
+      if (metadata.end_session_endpoint) {
+        const parameters: Record<string, string> = {
+          post_logout_redirect_uri: `${config.appOrigin}/`,
+          state: client.randomState(),
+          client_id: config.oidc.clientId,
+        };
+        if (session.idToken) parameters.id_token_hint = session.idToken;
+        location = client.buildEndSessionUrl(provider, parameters).href;
+      }
+    } catch (error) {
+      log.warn('logout_provider_unavailable', { errorName: error instanceof Error ? error.name : 'unknown' });
+    }
+    log.info('sign_out', { session: session.id.slice(0, 8) });
+  }
+  headers.set('location', location);
+  return new Response(null, { status: 303, headers });
+}

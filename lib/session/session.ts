@@ -1,0 +1,63 @@
+/**
+ * What the encrypted session cookie holds. Never readable by the browser: it is sealed
+ * (AES-256-CBC + HMAC-SHA-256, iron) with a server secret before it leaves.
+ */
+export interface AccessToken {
+  value: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+  scope?: string;
+}
+
+export interface Session {
+  v: 1;
+  /** The broker's own random session id: what logout ends, for every copy of the cookie. */
+  id: string;
+  iss: string;
+  sub: string;
+  /** The provider's session id (`sid` claim), the key of back-channel logout. */
+  idpSid?: string;
+  /** The allow-listed ID-token claims that `/auth/session` shows. */
+  user: SessionUser;
+  /** Kept only for `id_token_hint` at RP-initiated logout. */
+  idToken?: string;
+  refreshToken?: string;
+  /** Access tokens by RFC 8707 resource; '' is the token of the sign-in itself. */
+  tokens: Record<string, AccessToken>;
+  /** Epoch milliseconds. */
+  createdAt: number;
+  /** Epoch milliseconds of the last activity written to the cookie (idle timeout). */
+  touchedAt: number;
+}
+
+export interface SessionUser {
+  sub: string;
+  name?: string;
+  email?: string;
+}
+
+/** The claims that may leave the broker (CONTRACT.md, `GET /auth/session`). */
+export function userFromClaims(claims: Record<string, unknown>): SessionUser {
+  const user: SessionUser = { sub: String(claims.sub) };
+  if (typeof claims.name === 'string') user.name = claims.name;
+  if (typeof claims.email === 'string') user.email = claims.email;
+  return user;
+}
+
+export interface SessionLifetimes {
+  idleTimeout: number;
+  absoluteTimeout: number;
+}
+
+/** When the session ends unless it is used again (epoch ms). */
+export function sessionExpiresAt(session: Session, lifetimes: SessionLifetimes): number {
+  return Math.min(session.createdAt + lifetimes.absoluteTimeout * 1000, session.touchedAt + lifetimes.idleTimeout * 1000);
+}
+
+/**
+ * Idle activity is written back to the cookie at most this often, so that a busy page
+ * does not re-seal the cookie on every call (a seal is the costliest step of a request).
+ */
+export function touchIntervalMs(lifetimes: SessionLifetimes): number {
+  return Math.min(60, Math.max(1, Math.floor(lifetimes.idleTimeout / 10))) * 1000;
+}
