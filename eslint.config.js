@@ -1,8 +1,10 @@
 import next from 'eslint-config-next';
 import nextTs from 'eslint-config-next/typescript';
 
-export default [
+const config = [
   ...next,
   ...nextTs,
   { ignores: ['.next/**', 'node_modules/**', '.tools/**', 'next-env.d.ts', 'bench/results/**'] },
 ];
+
+export default config;

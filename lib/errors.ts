@@ -26,10 +26,16 @@ export class BrokerError extends Error {
   readonly headers: ReadonlyArray<[string, string]>;
   /** A short message that is safe to show: never a token, a code or a provider's raw error. */
   readonly publicMessage: string | undefined;
+  /**
+   * The session itself is over (the provider rejected its grant): the answer clears the
+   * cookie. False for a request that merely lost a race — that one must never clear
+   * the cookie the browser may already have replaced.
+   */
+  readonly endsSession: boolean;
 
   constructor(
     code: ErrorCode,
-    options: { publicMessage?: string; cause?: unknown; headers?: Array<[string, string]> } = {},
+    options: { publicMessage?: string; cause?: unknown; headers?: Array<[string, string]>; endsSession?: boolean } = {},
   ) {
     super(options.publicMessage ?? code, { cause: options.cause });
     this.name = 'BrokerError';
@@ -37,5 +43,6 @@ export class BrokerError extends Error {
     this.status = ERROR_STATUS[code];
     this.headers = options.headers ?? [];
     this.publicMessage = options.publicMessage;
+    this.endsSession = options.endsSession ?? false;
   }
 }

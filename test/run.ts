@@ -24,7 +24,7 @@ const wantedSuites = args.length === 0 ? [...SUITES] : SUITES.filter((s) => args
 const explicitFiles = args.filter((a) => a.endsWith('.ts'));
 
 const skippedSuites: string[] = [];
-let files: string[] = explicitFiles;
+const files: string[] = explicitFiles;
 if (explicitFiles.length === 0) {
   for (const suite of wantedSuites) {
     const suiteFiles = globSync(`test/${suite}/**/*.test.ts`).sort();

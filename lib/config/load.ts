@@ -9,6 +9,8 @@ export interface Config {
   appOrigin: string;
   /** `APP_BASE_URL/auth/callback`: the only redirect URI ever sent. */
   redirectUri: string;
+  /** X-Forwarded-Proto / X-Forwarded-Host the proxy sends, from APP_BASE_URL. */
+  forwarded: { proto: string; host: string };
   /** `https` origin ⇒ `Secure` cookies with the `__Host-` prefix. */
   secureCookies: boolean;
   oidc: {
@@ -101,7 +103,8 @@ function readRoutes(e: Partial<RawEnv>, problems: string[]): Route[] {
   }
   if (e.BFF_ROUTES || e.BFF_ROUTES_FILE) {
     try {
-      routeInput = JSON.parse(e.BFF_ROUTES ?? readFileSync(e.BFF_ROUTES_FILE as string, 'utf8'));
+      // `||`, not `??`: an empty BFF_ROUTES counts as unset above, so the file must be read.
+      routeInput = JSON.parse(e.BFF_ROUTES || readFileSync(e.BFF_ROUTES_FILE as string, 'utf8'));
     } catch (error) {
       const why = error instanceof SyntaxError ? 'is not valid JSON' : 'could not be read';
       problems.push(`${source} ${why}: give a JSON array of routes (see README, "Route table")`);
@@ -191,6 +194,7 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
   return {
     appOrigin,
     redirectUri: `${appOrigin}/auth/callback`,
+    forwarded: { proto: (base as URL).protocol.slice(0, -1), host: (base as URL).host },
     secureCookies: (base as URL).protocol === 'https:',
     oidc: {
       issuer: v.OIDC_ISSUER,

@@ -1,0 +1,187 @@
+/**
+ * The demo API: a plain node:http resource server that accepts only JWT access tokens
+ * issued for it (its own audience) by the configured issuer. It answers who called it
+ * with which token claims — never the token itself — so the demo and the tests can see
+ * that the broker attached the right per-API token.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
+
+export interface DemoApiOptions {
+  port: number;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  issuer: string;
+  /** The `aud` its tokens must carry: the resource indicator it is registered under. */
+  audience: string;
+  /** Reported as `api` in answers. Default 'demo-api'. */
+  name?: string;
+  /** Default: the issuer's discovered `jwks_uri`. */
+  jwksUri?: string;
+}
+
+export interface DemoApi {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+  stats: { requests: number };
+}
+
+const ALGORITHMS = ['RS256', 'ES256', 'PS256'];
+
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const payload = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(payload);
+}
+
+function unauthorized(res: ServerResponse): void {
+  sendJson(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
+}
+
+async function discoverJwksUri(issuer: string): Promise<string> {
+  const response = await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, {
+    signal: AbortSignal.timeout(5_000),
+  });
+  if (!response.ok) throw new Error(`discovery at ${issuer} answered ${response.status}`);
+  const metadata = (await response.json()) as { jwks_uri?: unknown };
+  if (typeof metadata.jwks_uri !== 'string') throw new Error(`discovery at ${issuer} has no jwks_uri`);
+  return metadata.jwks_uri;
+}
+
+/** Streams three events 300 ms apart, to show that the broker passes streams through. */
+function streamEvents(req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-store',
+    connection: 'keep-alive',
+  });
+  let n = 0;
+  const send = () => {
+    n += 1;
+    res.write(`data: ${JSON.stringify({ n, at: Date.now() })}\n\n`);
+    if (n === 3) {
+      clearInterval(timer);
+      res.end();
+    }
+  };
+  const timer = setInterval(send, 300);
+  send();
+  req.on('close', () => clearInterval(timer));
+}
+
+export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
+  const host = options.host ?? '127.0.0.1';
+  const name = options.name ?? 'demo-api';
+  const stats = { requests: 0 };
+
+  // Discovered lazily and once: the API may start before the provider does (npm run demo),
+  // and a failed discovery is retried on the next request rather than remembered.
+  let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  let pending: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined;
+  const keySet = () => {
+    if (jwks) return Promise.resolve(jwks);
+    pending ??= (options.jwksUri ? Promise.resolve(options.jwksUri) : discoverJwksUri(options.issuer)).then(
+      (uri) => (jwks = createRemoteJWKSet(new URL(uri))),
+      (error: unknown) => {
+        pending = undefined;
+        throw error;
+      },
+    );
+    return pending;
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    stats.requests += 1;
+    const url = new URL(req.url ?? '/', 'http://api.invalid');
+
+    const authorization = req.headers.authorization ?? '';
+    const match = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/.exec(authorization);
+    if (!match) {
+      unauthorized(res);
+      return;
+    }
+    let keys;
+    try {
+      keys = await keySet();
+    } catch (error) {
+      // A provider that cannot be reached is not the caller's fault: 503, not 401.
+      console.error('[demo-api] issuer discovery failed:', error instanceof Error ? error.message : error);
+      sendJson(res, 503, { error: 'issuer_unavailable' });
+      return;
+    }
+    let payload;
+    try {
+      ({ payload } = await jwtVerify(match[1], keys, {
+        issuer: options.issuer,
+        audience: options.audience,
+        algorithms: ALGORITHMS,
+        // RFC 9068: only access tokens, so an ID token (or any other JWT) is never accepted.
+        typ: 'at+jwt',
+      }));
+    } catch (error) {
+      // jose's own errors are a bad token; anything else (the key set fetch failing, a
+      // timeout) is the provider being unreachable.
+      if (error instanceof errors.JOSEError && !(error instanceof errors.JWKSTimeout)) {
+        unauthorized(res);
+        return;
+      }
+      sendJson(res, 503, { error: 'issuer_unavailable' });
+      return;
+    }
+
+    if (req.method === 'GET' && url.pathname.endsWith('/events')) {
+      streamEvents(req, res);
+      return;
+    }
+
+    // Drain any request body: the answer does not depend on it.
+    req.resume();
+    sendJson(res, 200, {
+      api: name,
+      path: url.pathname,
+      method: req.method,
+      subject: payload.sub,
+      audience: payload.aud,
+      scope: payload.scope,
+      clientId: payload.client_id,
+      issuedAt: payload.iat,
+      expiresAt: payload.exp,
+    });
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      console.error('[demo-api] request failed:', error);
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    port,
+    stats,
+    close() {
+      return new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+    },
+  };
+}

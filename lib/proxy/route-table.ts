@@ -1,0 +1,318 @@
+/**
+ * The route table (CONTRACT.md, "Route table"): which `/api/...` prefix goes to which
+ * upstream, with which token. Validated once at start; every problem is reported at
+ * once, as a sentence that names the route, the field and the fix, so that an operator
+ * fixes a bad table in one round instead of one error per restart.
+ */
+import { z } from 'zod';
+
+export type AuthMode = 'required' | 'optional' | 'none';
+
+/** One validated route. Frozen: a route is configuration, shared by every request. */
+export type Route = Readonly<{
+  /** The URL prefix under `/api`, e.g. `/api/orders`; matched at a segment boundary. */
+  path: string;
+  /** The base the remainder is appended to; no query, fragment, userinfo or trailing slash. */
+  upstream: URL;
+  /** `required`: 401 without a session. `optional`: a token when there is a session. `none`: never a token. */
+  auth: AuthMode;
+  /** The methods the route accepts; others are answered 405. */
+  methods: ReadonlySet<string>;
+  /** RFC 8707 resource indicator for this API's tokens (its audience), if it has its own. */
+  resource: string | undefined;
+  /** Scopes this API needs; requested at sign-in together with OIDC_SCOPES. */
+  scopes: readonly string[];
+  /** How long the upstream may take before the answer is 504 `upstream_timeout`. */
+  timeoutMs: number;
+}>;
+
+export type RouteTableResult = { ok: true; routes: Route[] } | { ok: false; problems: string[] };
+
+/** Default of `methods`: every method a browser API call uses. */
+export const DEFAULT_METHODS: readonly string[] = Object.freeze([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+]);
+
+/**
+ * Methods a route may never allow. TRACE (and IIS's TRACK) makes the server echo the
+ * request it received back in the body — including the `Authorization: Bearer` header
+ * the broker adds — which would hand the access token to the browser, the one thing a
+ * BFF exists to prevent (cross-site tracing). CONNECT asks for a tunnel, not a resource.
+ */
+export const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT']);
+
+/** Default of `timeoutMs`. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+const MAX_TIMEOUT_MS = 600_000;
+
+const FIELDS = ['path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs'] as const;
+
+/** A short, quoted rendering of a bad value for a message (long strings are cut). */
+function shown(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') {
+    const cut = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+    return JSON.stringify(cut);
+  }
+  if (typeof value === 'object') return 'an object';
+  return `${typeof value} ${String(value)}`;
+}
+
+/**
+ * A URL for an error message: configuration problems end up in logs, so userinfo and
+ * query (which may hold an API key) are masked.
+ */
+function shownUrl(raw: string): string {
+  return shown(
+    raw
+      .replace(/^([a-z][a-z0-9+.-]*:\/*)[^/?#]*@/i, '$1***@')
+      .replace(/\?[^#]*/, (query) => (query.length > 1 ? '?…' : query))
+      .replace(/#.*/s, (fragment) => (fragment.length > 1 ? '#…' : fragment)),
+  );
+}
+
+/**
+ * RFC 3986 `pchar` without percent-encoding, plus `/` (and `%`, `\`, which have their
+ * own message). The WHATWG URL serializer never percent-encodes these in a path, so a
+ * route path compares directly with the raw, still-encoded request pathname.
+ */
+const PATH_CHARACTER_OR_REPORTED = /[A-Za-z0-9\-._~!$&'()*+,;=:@/%\\]/g;
+
+function pathProblems(path: string): string[] {
+  const problems: string[] = [];
+  if (path !== '/api' && !path.startsWith('/api/')) {
+    problems.push(`must be "/api" or start with "/api/" (only /api/... is proxied), got ${shown(path)}`);
+  }
+  if (path.length > 1 && path.endsWith('/')) {
+    problems.push(`must not end with "/": write ${shown(path.replace(/\/+$/, ''))} (a route matches everything below its path)`);
+  }
+  if (path.includes('//')) problems.push(`must not contain an empty segment "//", got ${shown(path)}`);
+  if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
+    problems.push(`must not contain "." or ".." segments, got ${shown(path)}`);
+  }
+  if (path.includes('%') || path.includes('\\')) {
+    // Requests are matched on their raw, encoded path; an encoded prefix would match
+    // differently from what the upstream decodes, and '\' is a '/' to browsers.
+    problems.push(`must not contain "%" or "\\": write the path with plain characters, got ${shown(path)}`);
+  }
+  const others = [...new Set(path.replace(PATH_CHARACTER_OR_REPORTED, ''))];
+  if (others.length > 0) {
+    problems.push(
+      `may only contain letters, digits, "/" and -._~!$&'()*+,;=:@, found ${others.map((c) => JSON.stringify(c)).join(', ')}`,
+    );
+  }
+  return problems;
+}
+
+/** C0 controls, DEL and whitespace: the URL parser silently strips or re-encodes them. */
+const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u00a0\u2028\u2029]/;
+
+function parseUpstream(raw: string, ctx: z.RefinementCtx): URL {
+  const fail = (message: string): URL => {
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
+  };
+  const example = 'e.g. "https://orders.internal/v1"';
+  if (CONTROL_OR_SPACE.test(raw)) return fail(`must not contain spaces or control characters, got ${shownUrl(raw)}`);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return fail(`must be an absolute http(s) URL (${example}), got ${shownUrl(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return fail(`must be an absolute http(s) URL (${example}), got ${shownUrl(raw)}`);
+  }
+  const problems: string[] = [];
+  // Credentials in the URL would be sent on every call and printed in every log line.
+  if (url.username !== '' || url.password !== '' || /^[a-z][a-z0-9+.-]*:\/*[^/?#]*@/i.test(raw)) {
+    problems.push(`must not contain credentials (user:password@), got ${shownUrl(raw)}`);
+  }
+  // The request's own query is appended; a base query or fragment has no sane merge.
+  if (raw.includes('?')) problems.push(`must not contain a query ("?..."): the request's query is appended, got ${shownUrl(raw)}`);
+  if (raw.includes('#')) problems.push(`must not contain a fragment ("#..."), got ${shownUrl(raw)}`);
+  const basePath = url.pathname.replace(/\/+$/, '');
+  if (basePath.includes('//')) problems.push(`must not contain an empty path segment "//", got ${shownUrl(raw)}`);
+  for (const message of problems) ctx.addIssue({ code: 'custom', message });
+  if (problems.length > 0) return z.NEVER;
+  // Normalised: "https://h/v1/" and "https://h/v1" are the same base, so that
+  // base + "/a" never produces "/v1//a".
+  const normalised = new URL(url.origin);
+  normalised.pathname = basePath === '' ? '/' : basePath;
+  return normalised;
+}
+
+/** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+/** RFC 9110 §5.6.2 token, upper-case only: methods are case-sensitive (RFC 9110 §9.1). */
+const UPPER_CASE_TOKEN = /^[A-Z][A-Z0-9!#$%&'*+\-.^_`|~]*$/;
+
+const routeSchema = z.strictObject(
+  {
+    path: z
+      .string({
+        error: (issue) =>
+          issue.input === undefined
+            ? 'is required: the URL prefix to proxy, e.g. "/api/orders"'
+            : `must be a string like "/api/orders", got ${shown(issue.input)}`,
+      })
+      .superRefine((path, ctx) => {
+        for (const message of pathProblems(path)) ctx.addIssue({ code: 'custom', message });
+      }),
+    upstream: z
+      .string({
+        error: (issue) =>
+          issue.input === undefined
+            ? 'is required: the base URL of the API, e.g. "https://orders.internal/v1"'
+            : `must be a string URL like "https://orders.internal/v1", got ${shown(issue.input)}`,
+      })
+      .transform(parseUpstream),
+    auth: z
+      .enum(['required', 'optional', 'none'], {
+        error: (issue) => `must be "required", "optional" or "none", got ${shown(issue.input)}`,
+      })
+      .default('required'),
+    methods: z
+      .array(
+        z
+          .string({ error: (issue) => `must be a method name like "GET", got ${shown(issue.input)}` })
+          .superRefine((method, ctx) => {
+            if (UPPER_CASE_TOKEN.test(method)) {
+              if (FORBIDDEN_METHODS.has(method)) {
+                ctx.addIssue({
+                  code: 'custom',
+                  message: `${method} may not be proxied: its echo of the request would show the access token to the browser`,
+                });
+              }
+            } else if (UPPER_CASE_TOKEN.test(method.toUpperCase())) {
+              ctx.addIssue({ code: 'custom', message: `must be upper case (methods are case-sensitive): write ${shown(method.toUpperCase())}, got ${shown(method)}` });
+            } else {
+              ctx.addIssue({ code: 'custom', message: `must be an HTTP method name like "GET", got ${shown(method)}` });
+            }
+          }),
+        { error: (issue) => `must be an array of method names like ["GET", "POST"], got ${shown(issue.input)}` },
+      )
+      .min(1, { error: 'must list at least one method, e.g. ["GET"]; leave it out to allow all' })
+      .default([...DEFAULT_METHODS]),
+    resource: z
+      .string({ error: (issue) => `must be a string URL like "https://orders.internal/", got ${shown(issue.input)}` })
+      .superRefine((resource, ctx) => {
+        // RFC 8707 §2: "an absolute URI ... MUST NOT include a fragment component".
+        let ok = !CONTROL_OR_SPACE.test(resource);
+        try {
+          new URL(resource);
+        } catch {
+          ok = false;
+        }
+        if (!ok) {
+          ctx.addIssue({ code: 'custom', message: `must be an absolute URI (RFC 8707 §2) like "https://orders.internal/", got ${shownUrl(resource)}` });
+        } else if (resource.includes('#')) {
+          ctx.addIssue({ code: 'custom', message: `must not contain a fragment (RFC 8707 §2), got ${shownUrl(resource)}` });
+        }
+      })
+      .optional(),
+    scopes: z
+      .array(
+        z
+          .string({ error: (issue) => `must be a scope string like "orders:read", got ${shown(issue.input)}` })
+          .regex(SCOPE_TOKEN, {
+            error: (issue) =>
+              `must be one scope without spaces, quotes or backslashes (RFC 6749 §3.3), got ${shown(issue.input)}`,
+          }),
+        { error: (issue) => `must be an array of scope strings like ["orders:read"], got ${shown(issue.input)}` },
+      )
+      .default([]),
+    timeoutMs: z
+      .number({ error: (issue) => `must be a number of milliseconds, got ${shown(issue.input)}` })
+      .int({ error: (issue) => `must be a whole number of milliseconds, got ${shown(issue.input)}` })
+      .min(1, { error: (issue) => `must be between 1 and ${MAX_TIMEOUT_MS} milliseconds, got ${shown(issue.input)}` })
+      .max(MAX_TIMEOUT_MS, { error: (issue) => `must be between 1 and ${MAX_TIMEOUT_MS} milliseconds, got ${shown(issue.input)}` })
+      .default(DEFAULT_TIMEOUT_MS),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}: the fields are ${FIELDS.join(', ')}`
+        : `must be an object like {"path": "/api/orders", "upstream": "https://orders.internal/v1"}, got ${shown(issue.input)}`,
+  },
+);
+
+/** `route[2].methods[0]` */
+function fieldName(index: number, path: readonly PropertyKey[]): string {
+  let name = `route[${index}]`;
+  for (const key of path) name += typeof key === 'number' ? `[${key}]` : `.${String(key)}`;
+  return name;
+}
+
+/**
+ * Validates a route table (the parsed JSON of `BFF_ROUTES` / `BFF_ROUTES_FILE`). The
+ * routes come back longest path first: `matchRoute` relies on that order.
+ */
+export function parseRouteTable(input: unknown): RouteTableResult {
+  if (!Array.isArray(input)) {
+    return { ok: false, problems: [`must be a JSON array of routes like [{"path": "/api/orders", "upstream": "https://orders.internal/v1"}], got ${shown(input)}`] };
+  }
+  const problems: string[] = [];
+  const routes: Route[] = [];
+  const firstIndexOfPath = new Map<string, number>();
+
+  input.forEach((entry: unknown, index) => {
+    const result = routeSchema.safeParse(entry);
+    if (!result.success) {
+      for (const issue of result.error.issues) problems.push(`${fieldName(index, issue.path)}: ${issue.message}`);
+    } else {
+      const { path, upstream, auth, methods, resource, scopes, timeoutMs } = result.data;
+      routes.push(
+        Object.freeze({
+          path,
+          upstream,
+          auth,
+          methods: new Set(methods),
+          resource,
+          scopes: Object.freeze([...scopes]),
+          timeoutMs,
+        }),
+      );
+    }
+    // Checked on every entry with a string path, valid or not, so that all problems show at once.
+    const path = (entry as { path?: unknown } | null)?.path;
+    if (typeof path === 'string') {
+      const first = firstIndexOfPath.get(path);
+      if (first === undefined) firstIndexOfPath.set(path, index);
+      else problems.push(`route[${index}].path: ${shown(path)} is already the path of route[${first}]; each path may appear only once`);
+    }
+  });
+
+  if (problems.length > 0) return { ok: false, problems };
+  // Longest first, so the first match in matchRoute is the longest prefix. Paths are
+  // distinct, so equal lengths never match the same request.
+  routes.sort((a, b) => b.path.length - a.path.length);
+  return { ok: true, routes };
+}
+
+/**
+ * The route for a request path: the longest route `path` that equals `pathname` or is
+ * followed in it by `/` (segment boundary: `/api/orders` never matches `/api/ordersx`).
+ * `pathname` is the raw, still percent-encoded path of the request URL; `remainder` is
+ * the rest of it, with its leading `/`, or `''`. `routes` must be in the order
+ * `parseRouteTable` returns them. This runs on every API call: no allocation but the
+ * remainder.
+ */
+export function matchRoute(routes: readonly Route[], pathname: string): { route: Route; remainder: string } | undefined {
+  for (const route of routes) {
+    const length = route.path.length;
+    if (pathname.startsWith(route.path) && (pathname.length === length || pathname.charCodeAt(length) === 0x2f)) {
+      return { route, remainder: pathname.slice(length) };
+    }
+  }
+  return undefined;
+}
