@@ -23,7 +23,12 @@ function jwksFor(uri: string) {
 
 /** The checks of §2.6 on the token's claims, beyond signature, iss, aud, iat and exp. */
 export function checkLogoutClaims(payload: jose.JWTPayload, header: jose.JWTHeaderParameters): { sid?: string; sub?: string; jti: string } {
-  if (header.typ !== undefined && header.typ.toLowerCase() !== 'logout+jwt' && header.typ.toLowerCase() !== 'application/logout+jwt') {
+  // §2.4 only RECOMMENDS explicit typing. Plain `JWT` (Keycloak before 25, Authentik before
+  // 2025.12 and many JWT libraries' default) says no more than a missing typ, so it is
+  // treated like one, as Nimbus does; the events and nonce checks below are what tell a
+  // logout token from an ID token (§4.1). Any other type (at+jwt, …) is refused.
+  const typ = header.typ?.toLowerCase();
+  if (typ !== undefined && typ !== 'jwt' && typ !== 'logout+jwt' && typ !== 'application/logout+jwt') {
     throw new Error('typ is not logout+jwt');
   }
   const events = payload.events;

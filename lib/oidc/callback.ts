@@ -129,7 +129,7 @@ async function exchangeCode(
     user: userFromClaims(claims),
     idToken: tokens.id_token,
     refreshToken: tokens.refresh_token,
-    tokens: { '': tokenFromResponse(tokens, now) },
+    tokens: { '': tokenFromResponse(tokens, now, config.tokens.refreshSkew) },
     createdAt: now,
     touchedAt: now,
   };

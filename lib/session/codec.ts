@@ -50,7 +50,7 @@ export async function unseal<T>(
 export function sealedWithOlderSecret(sealed: string, keys: SealKeys): boolean {
   // Iron seals start `Fe26.2*<passwordId>*`; the id is inside the MAC'd string.
   const id = sealed.split('*', 2)[1];
-  return !(id in keys.sealPassword);
+  return !Object.hasOwn(keys.sealPassword, id);
 }
 
 export function chunkNames(name: string, count: number): string[] {

@@ -6,6 +6,8 @@ export interface AccessToken {
   value: string;
   /** Epoch milliseconds. */
   expiresAt: number;
+  /** Epoch milliseconds after which the token is renewed before use (see `tokenFromResponse`). */
+  refreshAt: number;
   scope?: string;
 }
 

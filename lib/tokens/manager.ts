@@ -13,7 +13,7 @@ import { isConsumed, lockKey, readSuccessor, recordOutcome, refreshKey, type Ref
  * The access-token manager: hands out a token for a resource, refreshing it at most
  * once per refresh token however many requests need it at the same moment.
  *
- *   fresh enough?      use it (refreshed `TOKEN_REFRESH_SKEW` seconds before expiry)
+ *   fresh enough?      use it (renewed `TOKEN_REFRESH_SKEW` seconds before expiry)
  *   successor known?   adopt it — someone already spent this refresh token
  *   token spent?       401 session_expired for this request alone: never replay it
  *   refresh in flight? wait for it (single-flight per refresh token in the process)
@@ -36,8 +36,8 @@ const MAX_STEPS = 6;
 
 export const refreshStats = { grants: 0, adoptedSuccessors: 0, joinedInFlight: 0 };
 
-function isFresh(token: AccessToken | undefined, skewSeconds: number, now: number): boolean {
-  return !!token && token.expiresAt - skewSeconds * 1000 > now;
+function isFresh(token: AccessToken, now: number): boolean {
+  return now < token.refreshAt;
 }
 
 function adopt(session: Session, outcome: RefreshOutcome): Session {
@@ -61,7 +61,7 @@ export async function accessTokenFor(
   for (let step = 0; step < MAX_STEPS; step++) {
     const now = Date.now();
     const token = current.tokens[key];
-    if (token && isFresh(token, config.tokens.refreshSkew, now)) return { token, session: current, changed: current !== session };
+    if (token && isFresh(token, now)) return { token, session: current, changed: current !== session };
     if (!current.refreshToken) {
       // Nothing to refresh with: the token in hand is all there is.
       if (token && token.expiresAt > now) return { token, session: current, changed: current !== session };
@@ -132,7 +132,7 @@ async function refreshAtProvider(refreshToken: string, resource: string, config:
       // A provider that does not rotate keeps the same refresh token (RFC 6749 §6).
       refreshToken: response.refresh_token ?? refreshToken,
       resource,
-      token: tokenFromResponse(response, Date.now()),
+      token: tokenFromResponse(response, Date.now(), config.tokens.refreshSkew),
       idToken: response.id_token,
     };
   } catch (error) {
