@@ -1,0 +1,11 @@
+/**
+ * Runs once when a server instance starts (`next start`, or a new serverless instance on
+ * Vercel, where `npm start`'s own check does not run): a broker with a bad configuration
+ * refuses to come up, listing every problem, instead of answering half-working.
+ */
+export async function register(): Promise<void> {
+  if (process.env.NEXT_RUNTIME === 'nodejs') {
+    const { checkConfigAtStartup } = await import('./lib/config/startup.ts');
+    checkConfigAtStartup();
+  }
+}
