@@ -4,9 +4,8 @@ import { BrokerError } from '../errors.ts';
 import { errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { newSessionId, writeSession } from '../session/manager.ts';
-import { presentNames } from '../session/codec.ts';
+import { chunkNames, MAX_CHUNKS } from '../session/codec.ts';
 import { sessionCookieName } from '../session/cookie.ts';
-import { parseCookies } from '../http/cookies.ts';
 import { userFromClaims, type Session } from '../session/session.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
 import { getProvider, isInvalidGrant, providerErrorCode } from './provider.ts';
@@ -25,7 +24,13 @@ import { tokenFromResponse } from './tokens.ts';
 export async function handleCallback(request: Request, config: Config): Promise<Response> {
   const query = new URL(request.url).searchParams;
   const state = query.get('state') ?? '';
-  const tx = await checkState(request, state, config);
+  let tx: LoginTransaction;
+  try {
+    tx = await checkState(request, state, config);
+  } catch (error) {
+    // A browser gets the readable page for this failure too, not bare JSON.
+    return failure(request, error);
+  }
   // From here on the transaction is spent, whatever happens.
   const clearTx = endTransaction(state, config);
   try {
@@ -33,7 +38,12 @@ export async function handleCallback(request: Request, config: Config): Promise<
     checkIssuer(query, provider);
     checkProviderError(query);
     const session = await exchangeCode(query, tx, provider, config);
-    const present = presentNames(parseCookies(request.headers.get('cookie')), sessionCookieName(config));
+    // The browser sends no SameSite=Strict session cookie on the provider's cross-site
+    // redirect here, so which session cookies it holds is unknown: every name of the
+    // family not written now is expired, or a stale `cloakroom` would shadow new chunks
+    // (readChunked prefers it) and a stale chunk would corrupt a shorter chunked seal.
+    const name = sessionCookieName(config);
+    const present = [name, ...chunkNames(name, MAX_CHUNKS)];
     const headers = new Headers({ location: `${config.appOrigin}${tx.returnTo}`, 'cache-control': 'no-store' });
     headers.append('set-cookie', clearTx);
     for (const cookie of await writeSession(session, present, config)) headers.append('set-cookie', cookie);

@@ -79,9 +79,14 @@ export function isInvalidGrant(error: unknown): boolean {
 }
 
 export function providerErrorCode(error: unknown): string | undefined {
-  if (error instanceof client.ResponseBodyError || error instanceof client.AuthorizationResponseError) {
-    // Only a well-formed RFC 6749 error code is ever repeated to a client.
-    return /^[a-z_]{1,64}$/.test(error.error) ? error.error : undefined;
-  }
-  return undefined;
+  // A 401 with `WWW-Authenticate: Basic error="invalid_client"` (oidc-provider, when the
+  // client authenticated with Basic) is an answer like any other error body, not an outage.
+  const code =
+    error instanceof client.ResponseBodyError || error instanceof client.AuthorizationResponseError
+      ? error.error
+      : error instanceof client.WWWAuthenticateChallengeError
+        ? error.cause[0]?.parameters.error
+        : undefined;
+  // Only a well-formed RFC 6749 error code is ever repeated to a client.
+  return code !== undefined && /^[a-z_]{1,64}$/.test(code) ? code : undefined;
 }

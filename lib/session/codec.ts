@@ -11,7 +11,7 @@ import { log } from '../log.ts';
 /** Below the 4096-byte per-cookie limit with room for the name and attributes. */
 export const CHUNK_SIZE = 3800;
 /** 10 chunks = 38 KB: far above a sane session, far below header limits that would break the site. */
-const MAX_CHUNKS = 10;
+export const MAX_CHUNKS = 10;
 
 export interface SealKeys {
   sealPassword: Record<number, string>;
