@@ -1,4 +1,8 @@
-import { jsonResponse } from '../../lib/http/responses.ts';
+import { jsonResponse, methodNotAllowed } from '../../lib/http/responses.ts';
 
 export const dynamic = 'force-dynamic';
 export const GET = async () => jsonResponse({ status: 'ok' });
+// Without these, Next.js answers other methods with an empty 405 (no error body, no
+// Cache-Control, no Allow); the contract's 405 is `{"error": "method_not_allowed"}`.
+const notAllowed = async () => methodNotAllowed(['GET', 'HEAD']);
+export { notAllowed as POST, notAllowed as PUT, notAllowed as PATCH, notAllowed as DELETE, notAllowed as OPTIONS };

@@ -4,4 +4,5 @@ import { handleBackchannelLogout } from '../../../lib/oidc/backchannel.ts';
 
 export const dynamic = 'force-dynamic';
 export const POST = endpoint(handleBackchannelLogout);
-export const GET = async () => methodNotAllowed(['POST']);
+const notAllowed = async () => methodNotAllowed(['POST']);
+export { notAllowed as GET, notAllowed as PUT, notAllowed as PATCH, notAllowed as DELETE, notAllowed as OPTIONS };

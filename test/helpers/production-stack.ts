@@ -1,0 +1,247 @@
+/**
+ * One production stack per end-to-end test file: the real broker (`next start` on the
+ * build in .next, as ONE child process whose PID is the server), a development identity
+ * provider with rotating refresh tokens, and two demo APIs with their own audiences
+ * behind `/api/demo` and `/api/reports`.
+ *
+ * The provider's token endpoint is watched: every access, refresh and ID token value it
+ * hands out (sign-ins and every later refresh) is collected in `issuedTokens`, so tests
+ * can prove that none of them ever reaches the browser or the logs.
+ *
+ * The server's output is kept in memory (`serverStderr()`), never printed — unless the
+ * test process ends with a failure, when it is written out to help the diagnosis.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import { startDemoApi, type DemoApi } from '../../demo/api.ts';
+import { startDevIdp, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
+import { BROKER_ENV_KEYS } from './stack.ts';
+
+export const CLIENT_ID = 'cloakroom-e2e';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const NEXT_BIN = 'node_modules/next/dist/bin/next';
+const READY_TIMEOUT_MS = 30_000;
+
+export interface ProductionStack {
+  /** The broker's origin, `http://localhost:<port>` (also APP_BASE_URL). */
+  url: string;
+  port: number;
+  /** The server's PID. */
+  pid: number;
+  idp: DevIdp;
+  demoApi: DemoApi;
+  reportsApi: DemoApi;
+  /** `http://localhost:<port>/`: the audience of each API's tokens. */
+  demoAudience: string;
+  reportsAudience: string;
+  clientSecret: string;
+  sessionSecret: string;
+  /** Every access, refresh and ID token value the provider issued, in order. */
+  issuedTokens: string[];
+  /** The same, with the kind of each (an ID token travels to the provider as `id_token_hint` at logout). */
+  issued: IssuedToken[];
+  serverStderr(): string;
+  serverStdout(): string;
+  close(): Promise<void>;
+}
+
+export interface IssuedToken {
+  kind: 'access_token' | 'refresh_token' | 'id_token';
+  value: string;
+  grantType: string;
+}
+
+export interface ProductionStackOptions {
+  /** Extra environment for the broker, merged over the defaults (undefined removes). */
+  env?: Record<string, string | undefined>;
+  idp?: Partial<DevIdpOptions>;
+}
+
+/** A port nobody listens on right now: listen on 0, read it, close. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/* Every server this process started, so that none outlives it — whatever way it ends. */
+const liveServers = new Set<ChildProcess>();
+const outputs: Array<{ stdout: () => string; stderr: () => string }> = [];
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', (code) => {
+    for (const child of liveServers) child.kill('SIGKILL');
+    const failed = code !== 0 || (process.exitCode !== undefined && process.exitCode !== 0);
+    if (failed) {
+      for (const output of outputs) {
+        process.stderr.write(`\n--- broker stdout ---\n${output.stdout()}\n--- broker stderr ---\n${output.stderr()}\n`);
+      }
+    }
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const child of liveServers) child.kill('SIGKILL');
+      process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
+    });
+  }
+}
+
+async function waitForHealthz(url: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exited: string | undefined;
+  child.once('exit', (code, signal) => {
+    exited = `exit ${code ?? signal}`;
+  });
+  while (Date.now() < deadline) {
+    if (exited) throw new Error(`the broker stopped before it was ready (${exited}):\n${stderr()}`);
+    try {
+      const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      const body = await response.text();
+      if (response.status === 200) return;
+      throw new Error(`/healthz answered ${response.status}: ${body}`);
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('/healthz answered')) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`the broker did not answer /healthz within ${READY_TIMEOUT_MS} ms:\n${stderr()}`);
+}
+
+export async function startProductionStack(options: ProductionStackOptions = {}): Promise<ProductionStack> {
+  installExitHook();
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    closers.length = 0;
+  };
+
+  try {
+    const [port, demoPort, reportsPort] = [await freePort(), await freePort(), await freePort()];
+    const url = `http://localhost:${port}`;
+    const demoAudience = `http://localhost:${demoPort}/`;
+    const reportsAudience = `http://localhost:${reportsPort}/`;
+    const clientSecret = randomBytes(24).toString('base64url');
+    const sessionSecret = randomBytes(32).toString('base64url');
+
+    const idp = await startDevIdp({
+      port: 0,
+      rotateRefreshTokens: true,
+      resources: {
+        [demoAudience]: { scope: 'demo:read' },
+        [reportsAudience]: { scope: 'reports:read' },
+      },
+      ...options.idp,
+      clients: [
+        {
+          client_id: CLIENT_ID,
+          client_secret: clientSecret,
+          redirect_uris: [`${url}/auth/callback`],
+          post_logout_redirect_uris: [`${url}/`],
+          backchannel_logout_uri: `${url}/auth/backchannel-logout`,
+        },
+      ],
+    });
+    closers.push(() => idp.close());
+
+    // The token endpoint's answer, as sent: the code grant and every refresh.
+    const issuedTokens: string[] = [];
+    const issued: IssuedToken[] = [];
+    idp.provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+      const body = ctx.body as Record<string, unknown> | undefined;
+      for (const kind of ['access_token', 'refresh_token', 'id_token'] as const) {
+        const value = body?.[kind];
+        if (typeof value !== 'string' || value.length === 0) continue;
+        issuedTokens.push(value);
+        issued.push({ kind, value, grantType: String(ctx.oidc.params?.grant_type ?? '') });
+      }
+    });
+
+    const demoApi = await startDemoApi({ port: demoPort, issuer: idp.issuer, audience: demoAudience, name: 'demo' });
+    closers.push(() => demoApi.close());
+    const reportsApi = await startDemoApi({ port: reportsPort, issuer: idp.issuer, audience: reportsAudience, name: 'reports' });
+    closers.push(() => reportsApi.close());
+
+    const routes = [
+      { path: '/api/demo', upstream: demoApi.url, auth: 'required', methods: ['GET', 'POST'], resource: demoAudience, scopes: ['demo:read'] },
+      { path: '/api/reports', upstream: reportsApi.url, auth: 'required', methods: ['GET'], resource: reportsAudience, scopes: ['reports:read'] },
+    ];
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const key of BROKER_ENV_KEYS) delete env[key];
+    Object.assign(env, {
+      NEXT_TELEMETRY_DISABLED: '1',
+      NODE_ENV: 'production',
+      // Everything the broker logs, so that the secrets-in-logs checks see the most.
+      LOG_LEVEL: 'debug',
+      APP_BASE_URL: url,
+      OIDC_ISSUER: idp.issuer,
+      OIDC_ALLOW_INSECURE_HTTP: 'true',
+      OIDC_CLIENT_ID: CLIENT_ID,
+      OIDC_CLIENT_SECRET: clientSecret,
+      SESSION_SECRETS: sessionSecret,
+      BFF_ROUTES: JSON.stringify(routes),
+    });
+    for (const [key, value] of Object.entries(options.env ?? {})) {
+      if (value === undefined) delete env[key];
+      else env[key] = value;
+    }
+
+    const child = spawn(process.execPath, [NEXT_BIN, 'start', '--port', String(port)], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    liveServers.add(child);
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.once('exit', () => liveServers.delete(child));
+    closers.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    });
+    const stderrChunks: Buffer[] = [];
+    const stdoutChunks: Buffer[] = [];
+    child.stderr.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
+    child.stdout.on('data', (chunk: Buffer) => stdoutChunks.push(chunk));
+    const serverStderr = () => Buffer.concat(stderrChunks).toString('utf8');
+    const serverStdout = () => Buffer.concat(stdoutChunks).toString('utf8');
+    outputs.push({ stdout: serverStdout, stderr: serverStderr });
+
+    await waitForHealthz(url, child, serverStderr);
+
+    return {
+      url,
+      port,
+      pid: child.pid as number,
+      idp,
+      demoApi,
+      reportsApi,
+      demoAudience,
+      reportsAudience,
+      clientSecret,
+      sessionSecret,
+      issuedTokens,
+      issued,
+      serverStderr,
+      serverStdout,
+      close: closeAll,
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
