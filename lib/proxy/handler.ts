@@ -3,7 +3,7 @@ import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { checkCsrf } from '../security/csrf.ts';
-import { clearSession, loadSession, writeSession } from '../session/manager.ts';
+import { clearSession, loadSession, rewriteSession, writeSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { accessTokenFor } from '../tokens/manager.ts';
@@ -59,7 +59,8 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
           throw error;
         }
         accessToken = grant.token.value;
-        if (grant.changed || loaded.needsWrite) setCookies.push(...(await writeSession(grant.session, loaded.present, config)));
+        if (grant.changed) setCookies.push(...(await writeSession(grant.session, loaded.present, config)));
+        else if (loaded.needsWrite) setCookies.push(...(await rewriteSession(loaded, config)));
       }
     }
 

@@ -2,7 +2,7 @@ import type { Config } from '../config/load.ts';
 import { jsonResponse } from '../http/responses.ts';
 import { checkCsrf } from '../security/csrf.ts';
 import type { KeyValueStore } from '../stores/store.ts';
-import { clearSession, loadSession, sessionExpiresAt, writeSession } from './manager.ts';
+import { clearSession, loadSession, rewriteSession, sessionExpiresAt } from './manager.ts';
 
 /**
  * `GET /auth/session`: who is signed in, for the page's JavaScript. Only the
@@ -17,16 +17,14 @@ export async function handleSession(request: Request, config: Config, store: Key
     if (loaded.present.length > 0) for (const c of clearSession(loaded.present, config)) headers.append('set-cookie', c);
     return jsonResponse({ authenticated: false }, 200, headers);
   }
-  let session = loaded.session;
-  if (loaded.needsWrite) {
-    session = { ...session, touchedAt: Date.now() };
-    for (const c of await writeSession(session, loaded.present, config)) headers.append('set-cookie', c);
-  }
+  const session = loaded.session;
+  if (loaded.needsWrite) for (const c of await rewriteSession(loaded, config)) headers.append('set-cookie', c);
   return jsonResponse(
     {
       authenticated: true,
       user: session.user,
-      expiresAt: Math.floor(sessionExpiresAt(session, config.session) / 1000),
+      // A touched session's idle clock restarts now.
+      expiresAt: Math.floor(sessionExpiresAt(loaded.needsWrite ? { ...session, touchedAt: Date.now() } : session, config.session) / 1000),
     },
     200,
     headers,

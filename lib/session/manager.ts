@@ -21,34 +21,52 @@ export interface LoadedSession {
   reason?: 'absent' | 'unreadable' | 'expired' | 'idle' | 'ended';
   /** The cookie should be written again: idle activity, or sealed with a retired secret. */
   needsWrite: boolean;
+  /** A hash of the sealed value (cache key). */
+  key?: string;
 }
 
 /**
  * A sealed value seen recently maps to its unsealed session, so that a page's burst of
  * API calls pays for one decrypt. Keyed by a hash of the seal; bounded; entries are
- * frozen and short-lived. Revocation and lifetimes are still checked on every request.
+ * frozen. Revocation and lifetimes are still checked on every request, so the entry
+ * may live as long as the cookie is in use: a hit extends it, and the first request
+ * of a burst does the unseal that the others await (no stampede of decrypts when many
+ * sessions' entries would otherwise expire together).
  */
 const UNSEAL_CACHE_TTL_MS = 30_000;
 const UNSEAL_CACHE_MAX = 10_000;
-const unsealCache = new Map<string, { session: Session; until: number }>();
+type Unsealed = Session | { failure: string };
+const unsealCache = new Map<string, { result: Promise<Unsealed>; until: number }>();
+/** The cache belongs to one configuration (its secrets); tests that reconfigure start afresh. */
+let cacheConfig: Config | undefined;
 export const unsealStats = { unseals: 0, cacheHits: 0 };
 
-async function unsealSession(sealed: string, config: Config): Promise<Session | { failure: string }> {
-  const key = digest(sealed);
+function unsealSession(sealed: string, key: string, config: Config): Promise<Unsealed> {
+  if (cacheConfig !== config) {
+    unsealCache.clear();
+    rewriteCache.clear();
+    cacheConfig = config;
+  }
   const now = Date.now();
   const hit = unsealCache.get(key);
   if (hit && hit.until > now) {
     unsealStats.cacheHits++;
-    return hit.session;
+    if (hit.until - now < UNSEAL_CACHE_TTL_MS / 2) {
+      // Refresh-on-use, and move to the end so that eviction drops the least recently used.
+      unsealCache.delete(key);
+      unsealCache.set(key, { result: hit.result, until: now + UNSEAL_CACHE_TTL_MS });
+    }
+    return hit.result;
   }
   unsealStats.unseals++;
-  const result = await unseal<Session>(sealed, config.session, config.session.absoluteTimeout);
-  if ('failure' in result) return result;
-  if (result.data.v !== 1 || typeof result.data.id !== 'string') return { failure: 'invalid' };
-  const session = Object.freeze(result.data);
+  const result = unseal<Session>(sealed, config.session, config.session.absoluteTimeout).then((opened): Unsealed => {
+    if ('failure' in opened) return opened;
+    if (opened.data.v !== 1 || typeof opened.data.id !== 'string') return { failure: 'invalid' };
+    return Object.freeze(opened.data);
+  });
   if (unsealCache.size >= UNSEAL_CACHE_MAX) unsealCache.delete(unsealCache.keys().next().value as string);
-  unsealCache.set(key, { session, until: now + UNSEAL_CACHE_TTL_MS });
-  return session;
+  unsealCache.set(key, { result, until: now + UNSEAL_CACHE_TTL_MS });
+  return result;
 }
 
 export async function loadSession(request: Request, config: Config, store: KeyValueStore): Promise<LoadedSession> {
@@ -58,7 +76,8 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
   const sealed = readChunked(cookies, name);
   if (!sealed) return { session: undefined, present, reason: 'absent', needsWrite: false };
 
-  const unsealed = await unsealSession(sealed, config);
+  const key = digest(sealed);
+  const unsealed = await unsealSession(sealed, key, config);
   if ('failure' in unsealed) {
     log.info('session_unreadable', { reason: unsealed.failure });
     return { session: undefined, present, reason: 'unreadable', needsWrite: false };
@@ -75,7 +94,7 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
     return { session: undefined, present, reason: 'ended', needsWrite: false };
   }
   const needsWrite = now - unsealed.touchedAt >= touchIntervalMs(lifetimes) || sealedWithOlderSecret(sealed, config.session);
-  return { session: unsealed, present, needsWrite };
+  return { session: unsealed, present, needsWrite, key };
 }
 
 export function newSessionId(): string {
@@ -92,6 +111,26 @@ export async function writeSession(session: Session, present: readonly string[],
   const remaining = Math.ceil((touched.createdAt + config.session.absoluteTimeout * 1000 - now) / 1000);
   const sealed = await seal(touched, config.session, remaining);
   return writeChunked(sessionCookieName(config), sealed, sessionCookieAttributes(config, remaining), present);
+}
+
+/**
+ * The cookie of a session that only needs its idle activity recorded (or a re-seal under
+ * the current secret). Concurrent and immediately following requests that carry the same
+ * old cookie get the same new one, sealed once, instead of one seal each.
+ */
+const REWRITE_CACHE_TTL_MS = 10_000;
+const rewriteCache = new Map<string, { cookies: Promise<string[]>; until: number }>();
+
+export function rewriteSession(loaded: LoadedSession, config: Config): Promise<string[]> {
+  const { session, key } = loaded;
+  if (!session || !key) return Promise.resolve([]);
+  const now = Date.now();
+  const hit = rewriteCache.get(key);
+  if (hit && hit.until > now) return hit.cookies;
+  if (rewriteCache.size >= UNSEAL_CACHE_MAX) rewriteCache.delete(rewriteCache.keys().next().value as string);
+  const cookies = writeSession(session, loaded.present, config);
+  rewriteCache.set(key, { cookies, until: now + REWRITE_CACHE_TTL_MS });
+  return cookies;
 }
 
 /** Expires every session cookie the browser sent, with the attributes it was set with. */
