@@ -81,8 +81,16 @@ export async function listenBroker(): Promise<BrokerServer> {
     });
     const pathname = (req.url ?? '/').split('?')[0];
     const handler = route(req.method ?? 'GET', pathname);
-    const answer = handler
-      ? handler(toRequest(req, origin, controller.signal))
+    let request: Request | undefined;
+    try {
+      request = handler ? toRequest(req, origin, controller.signal) : undefined;
+    } catch {
+      // A method the Fetch API refuses (TRACE, CONNECT): Next.js never routes it either.
+      res.writeHead(405, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"error":"method_not_allowed"}');
+      return;
+    }
+    const answer = handler && request
+      ? handler(request)
       : Promise.resolve(pathname.startsWith('/auth/') && ROUTES[pathname] ? methodNotAllowed(Object.keys(ROUTES[pathname] ?? {})) : jsonResponse({ error: 'not_found' }, 404));
     answer
       .then((response) => send(response, res))
