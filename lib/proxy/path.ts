@@ -14,6 +14,7 @@
  * (`new URL('../x', base)` is exactly the resolution an attacker wants).
  */
 import type { Route } from './route-table.ts';
+import { decodedForms, MAX_DECODE_PASSES } from '../security/percent-decoding.ts';
 
 export type UpstreamUrlResult = { ok: true; url: URL } | { ok: false; reason: string };
 
@@ -46,29 +47,6 @@ const ENCODED_UNRESERVED = /%(?:[46][1-9A-Fa-f]|[57][0-9Aa]|3[0-9]|2[DEde]|5[Ff]
 /** C0 controls, DEL and C1 controls: header injection and terminators in every decoded form. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** How many percent-decodings are examined; a segment that still changes after that is refused. */
-const MAX_DECODE_PASSES = 3;
-
-const PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
-
-/**
- * One percent-decoding pass, lenient like the WHATWG "percent-decode" (a `%` without
- * two hex digits stays literal), so the result is what any decoder produces.
- * `undefined` when a run is not valid UTF-8 — overlong `%C0%AE` is `.` to some decoders.
- */
-function percentDecodeOnce(text: string): string | undefined {
-  let malformed = false;
-  const decoded = text.replace(PERCENT_RUN, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      malformed = true;
-      return run;
-    }
-  });
-  return malformed ? undefined : decoded;
-}
-
 /** A segment that a server might treat as "this" or "parent" directory. */
 function isDotSegment(text: string): boolean {
   // Tomcat and Jetty drop path parameters before resolving: `..;x=1` is `..`. Some
@@ -93,16 +71,9 @@ const FORM_CHECKS: ReadonlyArray<[string, (form: string) => boolean]> = [
  * `..`; `%EF%BC%8F` is `／`, NFKC `/`). A string when the decoding itself is the problem.
  */
 function formsOf(segment: string): string[] | string {
-  const forms = [segment];
-  let form = segment;
-  for (let pass = 1; ; pass++) {
-    const next = percentDecodeOnce(form);
-    if (next === undefined) return 'it is not valid percent-encoded UTF-8';
-    if (next === form) break;
-    if (pass > MAX_DECODE_PASSES) return `it still decodes after ${MAX_DECODE_PASSES} passes`;
-    forms.push(next);
-    form = next;
-  }
+  const forms = decodedForms(segment);
+  if (forms === 'malformed') return 'it is not valid percent-encoded UTF-8';
+  if (forms === 'too-deep') return `it still decodes after ${MAX_DECODE_PASSES} passes`;
   for (const decoded of forms.slice()) {
     const folded = decoded.normalize('NFKC');
     if (folded !== decoded) forms.push(folded);

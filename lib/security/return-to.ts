@@ -17,6 +17,8 @@
  * an ordinary path character and the browser requests `/@evil.com` on this origin.
  */
 
+import { decodedForms } from './percent-decoding.ts';
+
 /** Longer values are refused: no real page path needs more, and it bounds the work below. */
 const MAX_RETURN_TO_LENGTH = 2048;
 
@@ -46,46 +48,10 @@ const PERCENT_U = /%u[0-9A-Fa-f]{4}/i;
  */
 const DECODED_FORBIDDEN = /[\p{Cc}\p{Cf}]|[^\S ]/u;
 
-/** At most this many decodings are examined; a value that still changes after them is refused. */
-const MAX_DECODE_PASSES = 3;
-
-const PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
-
-/**
- * One percent-decoding pass, lenient like the WHATWG "percent-decode" (a `%` without
- * two hex digits stays literal) so that it produces the superset of what stricter
- * decoders produce. `undefined` when a run of triplets is not valid UTF-8 (overlong
- * `%C0%AE`, lone surrogates): some decoders map those to `.` or `/`.
- */
-function percentDecodeOnce(text: string): string | undefined {
-  let malformed = false;
-  const decoded = text.replace(PERCENT_RUN, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      malformed = true;
-      return run;
-    }
-  });
-  return malformed ? undefined : decoded;
-}
-
-/**
- * `text` and its successive decodings until it stops changing; `undefined` if a pass
- * fails or it still changes after MAX_DECODE_PASSES.
- */
-function decodedForms(text: string): string[] | undefined {
-  const stages = [text];
-  let current = text;
-  for (let pass = 0; pass <= MAX_DECODE_PASSES; pass++) {
-    const next = percentDecodeOnce(current);
-    if (next === undefined) return undefined;
-    if (next === current) return stages;
-    if (pass === MAX_DECODE_PASSES) return undefined;
-    stages.push(next);
-    current = next;
-  }
-  return undefined;
+/** `text` and its successive decodings; `undefined` when decoding fails or goes too deep. */
+function decodedFormsOf(text: string): string[] | undefined {
+  const forms = decodedForms(text);
+  return typeof forms === 'string' ? undefined : forms;
 }
 
 /** `//host` and `/\host` are network-path references: the browser leaves the origin. */
@@ -149,8 +115,8 @@ export function isSafeReturnTo(value: unknown): value is string {
   // decodings must stay a path.
   const pathEnd = value.search(/[?#]/);
   const rawPath = pathEnd === -1 ? value : value.slice(0, pathEnd);
-  const valueForms = decodedForms(value);
-  const pathForms = decodedForms(rawPath);
+  const valueForms = decodedFormsOf(value);
+  const pathForms = decodedFormsOf(rawPath);
   if (valueForms === undefined || pathForms === undefined) return false;
   if (!valueForms.every(isDecodedValueSafe)) return false;
   if (!pathForms.every(isDecodedPathSafe)) return false;
