@@ -12,6 +12,8 @@ interface ApiCall {
   route: string;
   status: number;
   body: unknown;
+  /** Epoch milliseconds when the answer arrived. */
+  at: number;
 }
 
 /** Every call to the broker carries X-CSRF: 1 (see README, "Security model"). */
@@ -45,6 +47,8 @@ export default function Home() {
   }, []);
 
   useEffect(() => {
+    // The provider sends the browser back from sign-out with `?state=`: nothing to show.
+    if (window.location.search.includes('state=')) window.history.replaceState(null, '', window.location.pathname);
     // eslint-disable-next-line react-hooks/set-state-in-effect -- loading the session once on mount
     void refresh();
   }, [refresh]);
@@ -53,7 +57,7 @@ export default function Home() {
     setBusy(true);
     try {
       const { status, body } = await brokerFetch(route);
-      setCall({ route, status, body });
+      setCall({ route, status, body, at: Date.now() });
       if (status === 401) await refresh();
     } finally {
       setBusy(false);
@@ -130,6 +134,7 @@ export default function Home() {
             Call the reports API
           </button>
         </div>
+        {call && <TokenSummary body={call.body} at={call.at} />}
         {call && (
           <pre data-testid="api-result">
             {`GET ${call.route} → ${call.status}\n${JSON.stringify(call.body, null, 2)}`}
@@ -137,5 +142,26 @@ export default function Home() {
         )}
       </section>
     </main>
+  );
+}
+
+/** What the API saw in its token, as the demo API reports it: audience, scopes, expiry. */
+function TokenSummary({ body, at }: { body: unknown; at: number }) {
+  if (!body || typeof body !== 'object' || !('audience' in body)) return null;
+  const seen = body as { api?: string; audience?: string | string[]; scope?: string; expiresAt?: number };
+  const expiresIn = seen.expiresAt ? Math.max(0, Math.round(seen.expiresAt - at / 1000)) : undefined;
+  return (
+    <dl data-testid="token-summary">
+      <dt>API</dt>
+      <dd>{seen.api ?? '—'}</dd>
+      <dt>Token audience</dt>
+      <dd>
+        <code>{Array.isArray(seen.audience) ? seen.audience.join(', ') : seen.audience}</code>
+      </dd>
+      <dt>Scopes</dt>
+      <dd>{seen.scope ?? '—'}</dd>
+      <dt>Token expires</dt>
+      <dd>{expiresIn === undefined ? '—' : `in ${expiresIn} s (the broker renews it before then)`}</dd>
+    </dl>
   );
 }
