@@ -6,7 +6,8 @@ import { checkCsrf } from '../security/csrf.ts';
 import { clearSession, loadSession, rewriteSession, writeSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
-import { accessTokenFor } from '../tokens/manager.ts';
+import { accessTokenFor, newestSession } from '../tokens/manager.ts';
+import type { Session } from '../session/session.ts';
 import { forward } from './forward.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
@@ -41,6 +42,8 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     }
 
     let accessToken: string | undefined;
+    /** The session as this request refreshed it, when it did (see `newestCookies` below). */
+    let refreshed: { session: Session; present: string[] } | undefined;
     if (route.auth !== 'none') {
       const loaded = await loadSession(request, config, store);
       if (!loaded.session) {
@@ -59,7 +62,10 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
           throw error;
         }
         accessToken = grant.token.value;
-        if (grant.changed) setCookies.push(...(await writeSession(grant.session, loaded.present, config)));
+        if (grant.changed) {
+          refreshed = { session: grant.session, present: loaded.present };
+          setCookies.push(...(await writeSession(grant.session, loaded.present, config)));
+        }
         else if (loaded.needsWrite) setCookies.push(...(await rewriteSession(loaded, config)));
       }
     }
@@ -75,6 +81,13 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
     const answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, request.signal);
+    if (refreshed) {
+      // Refreshes for other resources may have moved the session on while the API was
+      // answering; this answer then carries the newest cookie, so that a slow answer
+      // arriving last cannot leave the browser holding a spent refresh token.
+      const newest = await newestSession(refreshed.session, config, store);
+      if (newest !== refreshed.session) setCookies.splice(0, setCookies.length, ...(await writeSession(newest, refreshed.present, config)));
+    }
     const headers = headersForBrowser(answer.headers, { authenticated: accessToken !== undefined });
     for (const cookie of setCookies) headers.append('set-cookie', cookie);
     return new Response(answer.body, { status: answer.status, headers });

@@ -69,6 +69,16 @@ function unsealSession(sealed: string, key: string, config: Config): Promise<Uns
   return result;
 }
 
+/**
+ * The broker knows what it just sealed: the browser's next request with this cookie
+ * finds it in the cache instead of paying a decrypt for the broker's own work.
+ */
+function rememberSealed(sealed: string, session: Session, config: Config): void {
+  if (cacheConfig !== config) return;
+  if (unsealCache.size >= UNSEAL_CACHE_MAX) unsealCache.delete(unsealCache.keys().next().value as string);
+  unsealCache.set(digest(sealed), { result: Promise.resolve(Object.freeze(session)), until: Date.now() + UNSEAL_CACHE_TTL_MS });
+}
+
 export async function loadSession(request: Request, config: Config, store: KeyValueStore): Promise<LoadedSession> {
   const cookies = parseCookies(request.headers.get('cookie'));
   const name = sessionCookieName(config);
@@ -110,6 +120,7 @@ export async function writeSession(session: Session, present: readonly string[],
   const touched: Session = { ...session, touchedAt: now };
   const remaining = Math.ceil((touched.createdAt + config.session.absoluteTimeout * 1000 - now) / 1000);
   const sealed = await seal(touched, config.session, remaining);
+  rememberSealed(sealed, touched, config);
   return writeChunked(sessionCookieName(config), sealed, sessionCookieAttributes(config, remaining), present);
 }
 

@@ -88,6 +88,20 @@ export async function accessTokenFor(
   throw new BrokerError('idp_unavailable', { publicMessage: 'token refresh did not settle' });
 }
 
+/**
+ * The session with every refresh outcome recorded since adopted, without refreshing:
+ * what the browser should hold now. Used only by requests that refreshed.
+ */
+export async function newestSession(session: Session, config: Config, store: KeyValueStore): Promise<Session> {
+  let current = session;
+  for (let step = 0; step < MAX_STEPS && current.refreshToken; step++) {
+    const successor = await readSuccessor(store, refreshKey(current.refreshToken), config);
+    if (!successor || successor.refreshToken === current.refreshToken) break;
+    current = adopt(current, successor);
+  }
+  return current;
+}
+
 /** One refresh per refresh token in this process; later callers share its promise. */
 function refreshOnce(refreshToken: string, rtKey: string, resource: string, config: Config, store: KeyValueStore): Promise<RefreshOutcome> {
   const running = inFlight.get(rtKey);
