@@ -55,6 +55,11 @@ export async function forward(
       bodyTimeout: route.timeoutMs,
       maxRedirections: 0,
     } as Parameters<typeof undiciRequest>[1]);
+    if (answer.statusCode < 200 || answer.statusCode > 599) {
+      // A status a Response cannot carry (999, an unasked-for 1xx) is a broken upstream.
+      answer.body.resume();
+      throw new BrokerError('upstream_unavailable', { publicMessage: 'the API answered with an invalid status' });
+    }
     const empty = method === 'HEAD' || NO_BODY.has(answer.statusCode);
     if (empty) answer.body.resume();
     return {
@@ -104,6 +109,7 @@ function pulledFrom(body: Readable): ReadableStream<Uint8Array> {
 }
 
 function classify(error: unknown): BrokerError {
+  if (error instanceof BrokerError) return error;
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return new BrokerError('upstream_timeout', { cause: error });
   }

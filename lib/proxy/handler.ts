@@ -3,15 +3,15 @@ import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { checkCsrf } from '../security/csrf.ts';
-import { clearSession, loadSession, rewriteSession, writeSession } from '../session/manager.ts';
+import { clearSession, loadSession, rewriteSession, writeSession, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
-import { accessTokenFor, newestSession } from '../tokens/manager.ts';
+import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
 import type { Session } from '../session/session.ts';
-import { forward } from './forward.ts';
+import { forward, type UpstreamAnswer } from './forward.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
-import { matchRoute } from './route-table.ts';
+import { matchRoute, shadowsLongerRoute } from './route-table.ts';
 
 /**
  * Any method on `/api/...`: the proxy, as a pipeline whose cheap refusals come first.
@@ -23,6 +23,20 @@ import { matchRoute } from './route-table.ts';
  *   6. forward  — headers cleaned both ways, bodies streamed, redirects passed back
  * Nothing reaches the API unless every step passed.
  */
+interface PendingWrite {
+  /** The session as this request leaves it (refreshed, or as loaded). */
+  session: Session;
+  loaded: LoadedSession;
+}
+
+async function cookiesToWrite({ session, loaded }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
+  const newest = await sessionToWrite(session, config, store);
+  if (!newest) return [];
+  // Unchanged: an activity-only re-seal, shared by every request carrying this cookie.
+  if (newest === loaded.session) return rewriteSession(loaded, config);
+  return writeSession(newest, loaded.present, config);
+}
+
 export async function handleProxy(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
   const setCookies: string[] = [];
   try {
@@ -32,6 +46,11 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     const matched = matchRoute(config.routes, url.pathname);
     if (!matched) throw new BrokerError('not_found');
     const { route, remainder } = matched;
+    if (shadowsLongerRoute(config.routes, url.pathname, route)) {
+      // `/api/orders;x/delete` would match `/api` and reach a server that drops `;x`
+      // (Tomcat, Spring): the `/api/orders` route's methods and auth would be skipped.
+      throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
+    }
     if (!route.methods.has(request.method)) {
       throw new BrokerError('method_not_allowed', { headers: [['allow', [...route.methods].join(', ')]] });
     }
@@ -42,8 +61,8 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     }
 
     let accessToken: string | undefined;
-    /** The session as this request refreshed it, when it did (see `newestCookies` below). */
-    let refreshed: { session: Session; present: string[] } | undefined;
+    /** A session cookie this answer must write: refreshed tokens or idle activity. */
+    let pending: PendingWrite | undefined;
     if (route.auth !== 'none') {
       const loaded = await loadSession(request, config, store);
       if (!loaded.session) {
@@ -62,11 +81,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
           throw error;
         }
         accessToken = grant.token.value;
-        if (grant.changed) {
-          refreshed = { session: grant.session, present: loaded.present };
-          setCookies.push(...(await writeSession(grant.session, loaded.present, config)));
-        }
-        else if (loaded.needsWrite) setCookies.push(...(await rewriteSession(loaded, config)));
+        if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded };
       }
     }
 
@@ -80,13 +95,14 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     const contentLength = request.headers.get('content-length');
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
-    const answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, request.signal);
-    if (refreshed) {
-      // Refreshes for other resources may have moved the session on while the API was
-      // answering; this answer then carries the newest cookie, so that a slow answer
-      // arriving last cannot leave the browser holding a spent refresh token.
-      const newest = await newestSession(refreshed.session, config, store);
-      if (newest !== refreshed.session) setCookies.splice(0, setCookies.length, ...(await writeSession(newest, refreshed.present, config)));
+    let answer: UpstreamAnswer;
+    try {
+      answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, request.signal);
+    } finally {
+      // Written once the API has answered (or failed), from the newest state known then:
+      // other requests may have refreshed this session meanwhile, and an answer that
+      // arrives last must not leave the browser holding a spent refresh token.
+      if (pending) setCookies.push(...(await cookiesToWrite(pending, config, store)));
     }
     const headers = headersForBrowser(answer.headers, { authenticated: accessToken !== undefined });
     for (const cookie of setCookies) headers.append('set-cookie', cookie);

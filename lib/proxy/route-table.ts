@@ -316,3 +316,15 @@ export function matchRoute(routes: readonly Route[], pathname: string): { route:
   }
   return undefined;
 }
+
+/**
+ * Whether `pathname` holds `;` path parameters (RFC 3986 §3.3) that, once a server drops
+ * them as Tomcat and Spring do, would select a route other than `route`: the request
+ * would then bypass that route's methods and auth at the API. Only paths with `;` pay
+ * for the second match.
+ */
+export function shadowsLongerRoute(routes: readonly Route[], pathname: string, route: Route): boolean {
+  if (!pathname.includes(';')) return false;
+  const stripped = pathname.replace(/;[^/]*/g, '');
+  return matchRoute(routes, stripped)?.route !== route;
+}

@@ -2,7 +2,8 @@ import type { Config } from '../config/load.ts';
 import { jsonResponse } from '../http/responses.ts';
 import { checkCsrf } from '../security/csrf.ts';
 import type { KeyValueStore } from '../stores/store.ts';
-import { clearSession, loadSession, rewriteSession, sessionExpiresAt } from './manager.ts';
+import { sessionToWrite } from '../tokens/manager.ts';
+import { clearSession, loadSession, rewriteSession, sessionExpiresAt, writeSession } from './manager.ts';
 
 /**
  * `GET /auth/session`: who is signed in, for the page's JavaScript. Only the
@@ -18,7 +19,13 @@ export async function handleSession(request: Request, config: Config, store: Key
     return jsonResponse({ authenticated: false }, 200, headers);
   }
   const session = loaded.session;
-  if (loaded.needsWrite) for (const c of await rewriteSession(loaded, config)) headers.append('set-cookie', c);
+  if (loaded.needsWrite) {
+    // Recording activity must not write back a refresh token that another request has
+    // spent meanwhile: the newest session known is what the browser should hold.
+    const newest = await sessionToWrite(session, config, store);
+    const cookies = !newest ? [] : newest === session ? await rewriteSession(loaded, config) : await writeSession(newest, loaded.present, config);
+    for (const c of cookies) headers.append('set-cookie', c);
+  }
   return jsonResponse(
     {
       authenticated: true,

@@ -102,6 +102,17 @@ export async function newestSession(session: Session, config: Config, store: Key
   return current;
 }
 
+/**
+ * The session a response should write back: the newest known (see `newestSession`), or
+ * nothing when its refresh token is spent and no successor is known any more — writing
+ * that cookie back would hand the browser a dead refresh token again.
+ */
+export async function sessionToWrite(session: Session, config: Config, store: KeyValueStore): Promise<Session | undefined> {
+  const newest = await newestSession(session, config, store);
+  if (newest === session && session.refreshToken && (await isConsumed(store, refreshKey(session.refreshToken)))) return undefined;
+  return newest;
+}
+
 /** One refresh per refresh token in this process; later callers share its promise. */
 function refreshOnce(refreshToken: string, rtKey: string, resource: string, config: Config, store: KeyValueStore): Promise<RefreshOutcome> {
   const running = inFlight.get(rtKey);
@@ -117,16 +128,21 @@ function refreshOnce(refreshToken: string, rtKey: string, resource: string, conf
 async function refreshUnderLock(refreshToken: string, rtKey: string, resource: string, config: Config, store: KeyValueStore): Promise<RefreshOutcome> {
   const deadline = Date.now() + LOCK_TTL_SECONDS * 1000;
   // Another instance may be refreshing the same token: wait for its outcome.
+  // An outcome recorded for this token serves us when it rotated the token (we must not
+  // use it again) or when it is for our resource. A provider that does not rotate keeps
+  // the token, and an outcome for another resource is no reason not to refresh.
+  const serves = (successor: RefreshOutcome | undefined): successor is RefreshOutcome =>
+    !!successor && (successor.refreshToken !== refreshToken || successor.resource === resource);
   while (!(await store.setIfAbsent(lockKey(rtKey), instanceId, LOCK_TTL_SECONDS))) {
     const successor = await readSuccessor(store, rtKey, config);
-    if (successor) return successor;
+    if (serves(successor)) return successor;
     if (Date.now() > deadline) throw new BrokerError('idp_unavailable', { publicMessage: 'a token refresh is still running' });
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
   }
   try {
     // Between our check and the lock another instance may have finished.
     const successor = await readSuccessor(store, rtKey, config);
-    if (successor) return successor;
+    if (serves(successor)) return successor;
     if (await isConsumed(store, rtKey)) throw new BrokerError('session_expired', { publicMessage: 'this session was refreshed elsewhere' });
     const outcome = await refreshAtProvider(refreshToken, resource, config);
     await recordOutcome(store, rtKey, outcome, outcome.refreshToken !== refreshToken, config);
