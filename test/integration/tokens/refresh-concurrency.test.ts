@@ -401,6 +401,9 @@ describe('the provider rejects the grant (invalid_grant)', () => {
     assert.equal(again.status, 401);
     assert.ok(again.cleared);
     assert.equal(stack.idp.stats.refreshGrants, 0);
+    // Ended by the broker, not refused by the provider a second time: the copy never
+    // takes the revoked refresh token back to the token endpoint.
+    assert.equal(refreshRequests().length, 1, 'the ended session made no second refresh request');
   });
 
   test('the provider detects a replayed refresh token and revokes the grant: the next refresh ends the session', async () => {
