@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -86,17 +85,8 @@ export async function runToCompletion(name: string, args: string[], env: Record<
   if (child.process.exitCode !== 0) throw new Error(`${name} failed (exit ${child.process.exitCode ?? child.process.signalCode})`);
 }
 
-/** A port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A port nobody listens on right now (shared with the end-to-end helpers). */
+export { freePort } from '../../test/helpers/ports.ts';
 
 /** Polls `url` until anything answers over HTTP; fails early when the child has exited. */
 export async function waitForHttp(url: string, child: Child, timeoutMs = 60_000): Promise<void> {

@@ -13,13 +13,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { startDemoApi, type DemoApi } from '../../demo/api.ts';
 import { startDevIdp, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
 import { BROKER_ENV_KEYS } from './stack.ts';
+import { freePort } from './ports.ts';
 
 export const CLIENT_ID = 'cloakroom-e2e';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -61,17 +60,7 @@ export interface ProductionStackOptions {
   idp?: Partial<DevIdpOptions>;
 }
 
-/** A port nobody listens on right now: listen on 0, read it, close. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort };
 
 /* Every server this process started, so that none outlives it — whatever way it ends. */
 const liveServers = new Set<ChildProcess>();
