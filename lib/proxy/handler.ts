@@ -13,6 +13,26 @@ import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
 import { matchRoute, shadowsLongerRoute } from './route-table.ts';
 
+/** A session cookie an answer must write: refreshed tokens, or idle activity. */
+interface PendingWrite {
+  /** The session as this request leaves it (refreshed, or as loaded). */
+  session: Session;
+  loaded: LoadedSession;
+}
+
+/**
+ * The cookie, computed once the API has answered: other requests may have refreshed the
+ * session meanwhile, and writing back an older state would hand the browser a spent
+ * refresh token.
+ */
+async function cookiesToWrite({ session, loaded }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
+  const newest = await sessionToWrite(session, config, store);
+  if (!newest) return [];
+  // Unchanged: an activity-only re-seal, shared by every request carrying this cookie.
+  if (newest === loaded.session) return rewriteSession(loaded, config);
+  return writeSession(newest, loaded.present, config);
+}
+
 /**
  * Any method on `/api/...`: the proxy, as a pipeline whose cheap refusals come first.
  *   1. csrf     — `X-CSRF: 1`, no cross-site fetch metadata, no foreign Origin
@@ -23,20 +43,6 @@ import { matchRoute, shadowsLongerRoute } from './route-table.ts';
  *   6. forward  — headers cleaned both ways, bodies streamed, redirects passed back
  * Nothing reaches the API unless every step passed.
  */
-interface PendingWrite {
-  /** The session as this request leaves it (refreshed, or as loaded). */
-  session: Session;
-  loaded: LoadedSession;
-}
-
-async function cookiesToWrite({ session, loaded }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
-  const newest = await sessionToWrite(session, config, store);
-  if (!newest) return [];
-  // Unchanged: an activity-only re-seal, shared by every request carrying this cookie.
-  if (newest === loaded.session) return rewriteSession(loaded, config);
-  return writeSession(newest, loaded.present, config);
-}
-
 export async function handleProxy(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
   const setCookies: string[] = [];
   try {
