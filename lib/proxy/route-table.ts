@@ -45,10 +45,10 @@ export const DEFAULT_METHODS: readonly string[] = Object.freeze([
  * the broker adds — which would hand the access token to the browser, the one thing a
  * BFF exists to prevent (cross-site tracing). CONNECT asks for a tunnel, not a resource.
  */
-export const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT']);
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 /** Default of `timeoutMs`. */
-export const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_TIMEOUT_MS = 600_000;
 
 const FIELDS = ['path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs'] as const;

@@ -15,7 +15,7 @@ const PERCENT_RUN = /(?:%[0-9A-Fa-f]{2})+/g;
  * `undefined` when a run is not valid UTF-8 (overlong `%C0%AE`, lone surrogates): some
  * decoders map those to `.` or `/`.
  */
-export function percentDecodeOnce(text: string): string | undefined {
+function percentDecodeOnce(text: string): string | undefined {
   let malformed = false;
   const decoded = text.replace(PERCENT_RUN, (run) => {
     try {

@@ -16,10 +16,24 @@ const endedKey = (sessionId: string) => `ended:${sessionId}`;
 const providerSessionKey = (iss: string, sid: string) => `bcl:sid:${digest(`${iss}\n${sid}`)}`;
 const subjectKey = (iss: string, sub: string) => `bcl:sub:${digest(`${iss}\n${sub}`)}`;
 
+/**
+ * The keys to check for a session, hashed once per unsealed session: the same frozen
+ * object serves a cookie's every request from the unseal cache, and this check runs on
+ * every API call.
+ */
+const keysBySession = new WeakMap<Session, string[]>();
+function revocationKeys(session: Session): string[] {
+  let keys = keysBySession.get(session);
+  if (!keys) {
+    keys = [endedKey(session.id), subjectKey(session.iss, session.sub)];
+    if (session.idpSid) keys.push(providerSessionKey(session.iss, session.idpSid));
+    keysBySession.set(session, keys);
+  }
+  return keys;
+}
+
 export async function isSessionEnded(store: KeyValueStore, session: Session): Promise<boolean> {
-  const keys = [endedKey(session.id), subjectKey(session.iss, session.sub)];
-  if (session.idpSid) keys.push(providerSessionKey(session.iss, session.idpSid));
-  const [ended, ...logoutTimes] = await store.getMany(keys);
+  const [ended, ...logoutTimes] = await store.getMany(revocationKeys(session));
   if (ended !== undefined) return true;
   return logoutTimes.some((at) => at !== undefined && session.createdAt <= Number(at));
 }

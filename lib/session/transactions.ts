@@ -18,12 +18,12 @@ export interface LoginTransaction {
 }
 
 /** A sign-in must finish within ten minutes; after that its cookie is gone. */
-export const TRANSACTION_TTL_SECONDS = 600;
+const TRANSACTION_TTL_SECONDS = 600;
 /**
  * Abandoned sign-ins must not grow the Cookie header without bound (servers refuse
  * headers past 8 KB); each is ~450 bytes, so five stay near 2.3 KB.
  */
-export const MAX_TRANSACTIONS = 5;
+const MAX_TRANSACTIONS = 5;
 
 const STATE = /^[A-Za-z0-9_-]{16,128}$/;
 

@@ -34,8 +34,6 @@ const LOCK_POLL_MS = 25;
 /** Enough to follow a successor chain and then refresh for another resource. */
 const MAX_STEPS = 6;
 
-export const refreshStats = { grants: 0, adoptedSuccessors: 0, joinedInFlight: 0 };
-
 function isFresh(token: AccessToken, now: number): boolean {
   return now < token.refreshAt;
 }
@@ -72,7 +70,6 @@ export async function accessTokenFor(
       const successor = await readSuccessor(store, rtKey, config);
       if (successor) {
         adoptedFrom.add(rtKey);
-        refreshStats.adoptedSuccessors++;
         current = adopt(current, successor);
         continue;
       }
@@ -92,7 +89,7 @@ export async function accessTokenFor(
  * The session with every refresh outcome recorded since adopted, without refreshing:
  * what the browser should hold now. Used only by requests that refreshed.
  */
-export async function newestSession(session: Session, config: Config, store: KeyValueStore): Promise<Session> {
+async function newestSession(session: Session, config: Config, store: KeyValueStore): Promise<Session> {
   let current = session;
   for (let step = 0; step < MAX_STEPS && current.refreshToken; step++) {
     const successor = await readSuccessor(store, refreshKey(current.refreshToken), config);
@@ -117,7 +114,6 @@ export async function sessionToWrite(session: Session, config: Config, store: Ke
 function refreshOnce(refreshToken: string, rtKey: string, resource: string, config: Config, store: KeyValueStore): Promise<RefreshOutcome> {
   const running = inFlight.get(rtKey);
   if (running) {
-    refreshStats.joinedInFlight++;
     return running;
   }
   const refresh = refreshUnderLock(refreshToken, rtKey, resource, config, store).finally(() => inFlight.delete(rtKey));
@@ -156,7 +152,6 @@ async function refreshAtProvider(refreshToken: string, resource: string, config:
   const provider = await getProvider(config);
   const parameters: Record<string, string> = resource ? { resource } : {};
   try {
-    refreshStats.grants++;
     const response = await client.refreshTokenGrant(provider, refreshToken, parameters);
     return {
       // A provider that does not rotate keeps the same refresh token (RFC 6749 §6).
