@@ -6,8 +6,8 @@
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
+import { listen } from './listen.ts';
 
 export interface DemoApiOptions {
   port: number;
@@ -164,14 +164,7 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, options.port, host);
 
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,

@@ -12,7 +12,6 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import Provider, { errors } from 'oidc-provider';
 import type {
@@ -23,6 +22,7 @@ import type {
   KoaContextWithOIDC,
 } from 'oidc-provider';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+import { listen } from './listen.ts';
 
 export interface DevUser {
   sub: string;
@@ -401,14 +401,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   };
   const server = createServer((req, res) => handler(req, res));
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, options.port, host);
   const issuer = options.issuer ?? `http://localhost:${port}`;
   if (new URL(issuer).pathname !== '/') {
     server.close();
