@@ -35,6 +35,19 @@ export interface Config {
     absoluteTimeout: number;
   };
   tokens: { refreshSkew: number; refreshGrace: number };
+  /** SESSION_COOKIE_MAX_BYTES: the whole session cookie family's budget in the Cookie header. */
+  cookieMaxBytes: number;
+  /** SESSION_ANOMALY_POLICY: `end` ends a session that shows two holders or a sudden change. */
+  anomalyPolicy: 'log' | 'end';
+  /** OIDC_CLOCK_TOLERANCE and OIDC_LOGOUT_TOKEN_MAX_AGE, in seconds. */
+  clock: { tolerance: number; logoutTokenMaxAge: number };
+  /** BFF_ALLOW_INSECURE_UPSTREAM. */
+  allowInsecureUpstream: boolean;
+  /** REDIS_URL / REDIS_CLUSTER_NODES; undefined: the memory of this process. */
+  redis: { url: string | undefined; clusterNodes: string[]; keyPrefix: string };
+  /** RATE_LIMIT_API, RATE_LIMIT_AUTH (per minute, 0 = off), TRUSTED_PROXY_HOPS. */
+  rateLimits: { api: number; auth: number };
+  trustedProxyHops: number;
   routes: Route[];
   port: number;
 }
@@ -215,6 +228,17 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
       absoluteTimeout: v.SESSION_ABSOLUTE_TIMEOUT,
     },
     tokens: { refreshSkew: v.TOKEN_REFRESH_SKEW, refreshGrace: v.REFRESH_GRACE_PERIOD },
+    cookieMaxBytes: v.SESSION_COOKIE_MAX_BYTES,
+    anomalyPolicy: v.SESSION_ANOMALY_POLICY,
+    clock: { tolerance: v.OIDC_CLOCK_TOLERANCE, logoutTokenMaxAge: v.OIDC_LOGOUT_TOKEN_MAX_AGE },
+    allowInsecureUpstream: v.BFF_ALLOW_INSECURE_UPSTREAM,
+    redis: {
+      url: v.REDIS_URL || undefined,
+      clusterNodes: (v.REDIS_CLUSTER_NODES ?? '').split(',').map((n) => n.trim()).filter(Boolean),
+      keyPrefix: v.REDIS_KEY_PREFIX,
+    },
+    rateLimits: { api: v.RATE_LIMIT_API, auth: v.RATE_LIMIT_AUTH },
+    trustedProxyHops: v.TRUSTED_PROXY_HOPS,
     routes,
     port: v.PORT,
   };

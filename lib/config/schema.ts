@@ -64,6 +64,72 @@ export const envSchema = z.object({
    * the consumed refresh token (parallel requests, a cookie in flight).
    */
   REFRESH_GRACE_PERIOD: seconds('REFRESH_GRACE_PERIOD').default(30),
+  /**
+   * Default: 7168. The most bytes the session cookie family may take in the browser's
+   * `Cookie` header (names, `=` and `; ` included). A session that would not fit is
+   * refused at sign-in with a clear error instead of being written: nginx refuses a
+   * header line above 8 KB by default (`large_client_header_buffers 4 8k`) and Node
+   * refuses all headers together above 16 KiB (`--max-http-header-size`).
+   */
+  SESSION_COOKIE_MAX_BYTES: z
+    .string()
+    .regex(/^\d+$/, 'SESSION_COOKIE_MAX_BYTES must be a whole number of bytes')
+    .transform(Number)
+    .refine((n) => n >= 1024 && n <= 32_768, 'SESSION_COOKIE_MAX_BYTES must be between 1024 and 32768')
+    .default(7168),
+  /**
+   * Default: log. What the broker does when one session shows two holders (a spent
+   * refresh token presented after its successor was used) or changes network and
+   * browser at once: `log` records a security event and a metric; `end` also ends the
+   * session on every instance and revokes its refresh token (RFC 9700 §4.14.2).
+   */
+  SESSION_ANOMALY_POLICY: z.enum(['log', 'end'], { error: 'SESSION_ANOMALY_POLICY must be "log" or "end"' }).default('log'),
+  /**
+   * Default: 30. Seconds of clock difference tolerated with the provider when checking
+   * ID tokens and logout tokens (`iat`, `exp`, `nbf`).
+   */
+  OIDC_CLOCK_TOLERANCE: z
+    .string()
+    .regex(/^\d+$/, 'OIDC_CLOCK_TOLERANCE must be a whole number of seconds')
+    .transform(Number)
+    .refine((n) => n <= 300, 'OIDC_CLOCK_TOLERANCE must be between 0 and 300 seconds')
+    .default(30),
+  /** Default: 300. How old (by `iat`) a back-channel logout token may be when it arrives. */
+  OIDC_LOGOUT_TOKEN_MAX_AGE: seconds('OIDC_LOGOUT_TOKEN_MAX_AGE').default(300),
+  /**
+   * Default: false. `true` allows `http:` upstreams on non-loopback hosts for routes
+   * that attach a token (the token would cross the network in the clear).
+   */
+  BFF_ALLOW_INSECURE_UPSTREAM: bool('BFF_ALLOW_INSECURE_UPSTREAM').default(false),
+  /** `redis://` or `rediss://` URL of a Redis or Valkey server shared by every instance. */
+  REDIS_URL: z.string().optional(),
+  /** Comma-separated `host:port` seed nodes of a Redis Cluster, instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  /** Default: "cloakroom:". Prefix of every key the broker writes to Redis. */
+  REDIS_KEY_PREFIX: z.string().default('cloakroom:'),
+  /** Default: 600. Requests per minute per session on /api/; 0 turns the limit off. */
+  RATE_LIMIT_API: z
+    .string()
+    .regex(/^\d+$/, 'RATE_LIMIT_API must be a whole number of requests per minute (0 turns it off)')
+    .transform(Number)
+    .default(600),
+  /** Default: 60. Requests per minute per client address on /auth/login and /auth/callback; 0 turns it off. */
+  RATE_LIMIT_AUTH: z
+    .string()
+    .regex(/^\d+$/, 'RATE_LIMIT_AUTH must be a whole number of requests per minute (0 turns it off)')
+    .transform(Number)
+    .default(60),
+  /**
+   * Default: 0. How many reverse proxies in front of the broker append to
+   * X-Forwarded-For; the client address is taken that many entries from the right.
+   * 0: the socket's peer address. Used for rate limits and anomaly signals only.
+   */
+  TRUSTED_PROXY_HOPS: z
+    .string()
+    .regex(/^\d+$/, 'TRUSTED_PROXY_HOPS must be a whole number of proxies (0: none)')
+    .transform(Number)
+    .refine((n) => n <= 10, 'TRUSTED_PROXY_HOPS must be between 0 and 10')
+    .default(0),
   /** Default: 3000. */
   PORT: z
     .string()
@@ -76,4 +142,4 @@ export const envSchema = z.object({
 export type RawEnv = z.output<typeof envSchema>;
 
 /** Variables with the broker's prefixes that it does not know are most likely typos. */
-export const KNOWN_PREFIXES = ['OIDC_', 'SESSION_', 'BFF_'] as const;
+export const KNOWN_PREFIXES = ['OIDC_', 'SESSION_', 'BFF_', 'TOKEN_', 'REFRESH_', 'REDIS_', 'RATE_LIMIT_'] as const;

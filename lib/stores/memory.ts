@@ -44,6 +44,25 @@ export class MemoryStore implements KeyValueStore {
     return true;
   }
 
+  async compareAndSet(key: string, expected: string | undefined, value: string, ttlSeconds: number): Promise<boolean> {
+    if (this.read(key, Date.now()) !== expected) return false;
+    this.entries.set(key, { value, expiresAt: Date.now() + ttlSeconds * 1000 });
+    return true;
+  }
+
+  async extendIfEquals(key: string, expected: string, ttlSeconds: number): Promise<boolean> {
+    const entry = this.entries.get(key);
+    if (this.read(key, Date.now()) !== expected || !entry) return false;
+    entry.expiresAt = Date.now() + ttlSeconds * 1000;
+    return true;
+  }
+
+  async deleteIfEquals(key: string, expected: string): Promise<boolean> {
+    if (this.read(key, Date.now()) !== expected) return false;
+    this.entries.delete(key);
+    return true;
+  }
+
   async delete(key: string): Promise<void> {
     this.entries.delete(key);
   }
