@@ -41,6 +41,7 @@ import {
 import { barChart, formatTargets, summarise, table, throughputTargets, type ContestantId, type Summary, type Target } from './lib/report.ts';
 import { BROWSER_API_HEADERS, inBatches, signInAtBroker, tokenAtProvider } from './lib/signin.ts';
 import { hotSpots } from './lib/profile.ts';
+import { rotationMemory, type RotationMemoryFigures } from './lib/rotation-memory.ts';
 import { refreshStorm, type StormFigures } from './lib/storm.ts';
 import { measureUnsealCache, measureUnsealCost, type CacheFigures, type UnsealCost } from './lib/unseal.ts';
 
@@ -57,8 +58,8 @@ const NO_BUILD = args.has('--no-build');
 const CPU_PROF_DIR = args.has('--cpu-prof') ? mkdtempSync(join(os.tmpdir(), 'cloakroom-bench-prof-')) : undefined;
 
 const PLAN = SMOKE
-  ? { rounds: 1, seconds: 1.5, warmupSeconds: 0.5, connections: [10], sessions: 20, stormParallel: 10, stormTtl: 2, memoryStep: 2_000, unsealCalls: 2_000, cacheRequests: 400 }
-  : { rounds: 3, seconds: 10, warmupSeconds: 5, connections: [10, 64], sessions: 1_000, stormParallel: 50, stormTtl: 4, memoryStep: 50_000, unsealCalls: 2_000, cacheRequests: 10_000 };
+  ? { rounds: 1, seconds: 1.5, warmupSeconds: 0.5, connections: [10], sessions: 20, stormParallel: 10, stormTtl: 2, memoryStep: 2_000, unsealCalls: 2_000, cacheRequests: 400, rotationSessions: 10, rotationPhaseSeconds: 3 }
+  : { rounds: 3, seconds: 10, warmupSeconds: 5, connections: [10, 64], sessions: 1_000, stormParallel: 50, stormTtl: 4, memoryStep: 50_000, unsealCalls: 2_000, cacheRequests: 10_000, rotationSessions: 200, rotationPhaseSeconds: 20 };
 const SIGN_IN_PARALLEL = 10;
 const MEMORY_CONNECTIONS = 10;
 /** Long-lived access tokens for the throughput runs, so that no refresh interferes. */
@@ -373,6 +374,9 @@ async function main(): Promise<number> {
   const storm: StormFigures = await refreshStorm({ parallel: PLAN.stormParallel, accessTokenTtl: PLAN.stormTtl });
   progress(`  ${storm.refreshGrants} refresh grant(s) at the provider, ${storm.succeeded}/${storm.parallel} succeeded, follow-up ${storm.followUpOk ? 'ok' : 'FAILED'}`);
 
+  progress(`rotation memory: ${PLAN.rotationSessions} sessions refreshing about once a second, two phases of ${PLAN.rotationPhaseSeconds} s (in-process)`);
+  const rotation: RotationMemoryFigures = await rotationMemory({ sessions: PLAN.rotationSessions, phaseSeconds: PLAN.rotationPhaseSeconds });
+
   await shutdown();
   await stack.idp.close().catch(() => undefined);
 
@@ -389,6 +393,11 @@ async function main(): Promise<number> {
       met: memoryFigures.growthPercent < 10,
       figure: `${memoryFigures.growthPercent.toFixed(1)} % (${(memoryFigures.steps[0].rssBytes / 1048576).toFixed(1)} → ${(memoryFigures.steps[1].rssBytes / 1048576).toFixed(1)} MB)`,
     },
+    {
+      name: 'store entries do not grow with refreshes (one record per live session)',
+      met: rotation.entriesPerRefresh < 0.01 && rotation.phases[1].storeEntries <= 3 * rotation.sessions,
+      figure: `${rotation.phases.map((p) => `${p.storeEntries} entries after ${p.refreshGrants} refreshes`).join(', then ')} for ${rotation.sessions} sessions: ${rotation.entriesPerRefresh.toFixed(2)} entries per refresh`,
+    },
   ];
 
   const failures: string[] = [];
@@ -398,6 +407,7 @@ async function main(): Promise<number> {
   for (const step of memoryFigures.steps) if (step.failed > 0) failures.push(`memory run: ${step.failed} failed requests`);
   for (const c of cache) if (c.non200 > 0) failures.push(`unseal cache run (${c.pattern}): ${c.non200} failed requests`);
   if (storm.succeeded === 0) failures.push('refresh storm: no request succeeded');
+  for (const p of rotation.phases) if (p.failed > 0) failures.push(`rotation memory: ${p.failed} failed requests`);
 
   const date = new Date().toISOString().slice(0, 10);
   const info = machine();
@@ -424,6 +434,7 @@ async function main(): Promise<number> {
     ),
     refreshStorm: storm,
     memory: memoryFigures,
+    rotationMemory: rotation,
     unseal: {
       cost: unsealCost,
       cache,
@@ -451,6 +462,7 @@ async function main(): Promise<number> {
   out.push(table(byConnections));
   out.push(`refresh storm   ${storm.parallel} parallel requests, expired ${storm.accessTokenTtlSeconds} s token, rotating provider: ${storm.refreshGrants} refresh grant(s), ${storm.succeeded}/${storm.parallel} succeeded ${JSON.stringify(storm.statusCodes)}, ${storm.cookiesRewritten} answers rewrote the cookie, follow-up with the last cookie ${storm.followUpOk ? 'ok' : 'FAILED'}`);
   out.push(`memory          fresh broker ${(memoryFigures.atStartBytes / 1048576).toFixed(1)} MB; after ${memoryFigures.steps.map((s) => `${s.afterRequests.toLocaleString('en-US')}: ${(s.rssBytes / 1048576).toFixed(1)} MB`).join(', after ')}; growth ${memoryFigures.growthPercent.toFixed(1)} %`);
+  out.push(`rotation memory ${rotation.sessions} sessions, ${rotation.accessTokenTtlSeconds} s tokens: ${rotation.phases.map((p, i) => `phase ${i + 1}: ${p.refreshGrants} refreshes, ${p.storeEntries} store entries (${p.entriesPerSession.toFixed(1)} per session), heap ${(p.heapBytes / 1048576).toFixed(1)} MB`).join('; ')}; ${rotation.entriesPerRefresh.toFixed(2)} entries per refresh`);
   out.push(`unseal cost     ${unsealCost.microsecondsPerUnseal.toFixed(0)} µs per iron-session unsealData (${unsealCost.sealBytes}-byte seal, ${unsealCost.calls} calls); the cache's key costs ${unsealCost.microsecondsPerCacheKey.toFixed(1)} µs`);
   for (const c of cache) out.push(`unseal cache    ${c.pattern}: ${c.requests} requests → ${c.unseals} unseals, ${c.cacheHits} hits (${(c.hitRatio * 100).toFixed(1)} % spared) — measured in-process with the broker's handler`);
   if (profile) {
