@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../../../lib/config/load.ts';
 
-const SECRET_A = 'a-first-session-secret-of-32-chars!!';
-const SECRET_B = 'b-second-session-secret-of-32-chars!';
+// `openssl rand -base64 32`: fixed so that the ids below are stable between runs.
+const SECRET_A = 'BnZe+9nVLCHfjkxTpE8FFkesLF+742lRsemoN5y2ECs=';
+const SECRET_B = 'soIBuchGopVIn6YJYNt1nScDIZBo+TtehWayhMkOKhY=';
 
 /** The smallest environment `npm start` accepts. */
 const MINIMAL = {
@@ -97,7 +98,7 @@ describe('loadConfig: a minimal valid environment', () => {
 
 describe('loadConfig: https', () => {
   it('an https APP_BASE_URL means Secure cookies', () => {
-    const config = load({ APP_BASE_URL: 'https://app.example.com' });
+    const config = load({ APP_BASE_URL: 'https://app.example.com', BFF_ROUTES: '[]' });
     assert.equal(config.secureCookies, true);
     assert.equal(config.appOrigin, 'https://app.example.com');
     assert.equal(config.redirectUri, 'https://app.example.com/auth/callback');
