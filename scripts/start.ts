@@ -58,10 +58,17 @@ const handle = app.getRequestHandler();
 server.on('request', (request, response) => void handle(request, response));
 server.listen(port, () => log.info('server_listening', { port }));
 
+/** How long answers in flight may take to finish once a stop is asked for (a stream may never end). */
+const DRAIN_MS = 10_000;
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    server.close();
-    server.closeAllConnections();
-    void app.close().finally(() => process.exit(0));
+    // No new connections; idle keep-alive ones go now, busy ones when their answer ends.
+    server.close(() => void app.close().finally(() => process.exit(0)));
+    server.closeIdleConnections();
+    setTimeout(() => {
+      server.closeAllConnections();
+      process.exit(0);
+    }, DRAIN_MS).unref();
   });
 }
