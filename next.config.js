@@ -1,13 +1,14 @@
 /**
- * The Content-Security-Policy of the broker's own pages: the demo page at `/`, the
- * callback's error page, every /auth/ answer.
+ * The fallback Content-Security-Policy of the broker's own answers: the callback's error
+ * page, every /auth/ answer, Next's not-found page. The demo page at `/` gets a strict,
+ * nonce-based policy per request instead (proxy.ts, lib/security/page-policy.ts); this
+ * file is read at build time, where no nonce can exist.
  * - `frame-ancestors 'none'`: no page of the broker can be framed (clickjacking).
  * - `object-src 'none'`, `base-uri 'none'`: no plugins, no `<base>` redirecting scripts.
  * - `connect-src 'self'`: the page's fetches reach the broker's origin only.
- * - `script-src 'self' 'unsafe-inline'`: App Router pages carry inline bootstrap scripts
- *   (`self.__next_f.push(...)`). A nonce would need every page rendered per request
- *   through `proxy.ts`; hashes would need the built page before this file is read. The
- *   pages render no user-supplied HTML, and no script from any other origin may load.
+ * - `script-src 'self' 'unsafe-inline'`: Next's prerendered not-found page carries inline
+ *   bootstrap scripts (`self.__next_f.push(...)`) that no nonce or build-time hash can
+ *   cover here; no script from any other origin may load.
  * - `style-src 'self' 'unsafe-inline'`: the callback's error page carries its style inline.
  * - no `form-action`: the sign-out form's 303 goes on to the provider's end-session
  *   endpoint, whose origin is known only at run time, and browsers check form-action on

@@ -3,7 +3,8 @@
  * carried no Strict-Transport-Security, no Content-Security-Policy, no frame-ancestors
  * and no Referrer-Policy. They now do, through the production server, and the demo page
  * still works under the policy in Chromium — sign-in, both APIs, sign-out — without a
- * single CSP violation. /api/ answers are the APIs' own and get none of these.
+ * single CSP violation. The demo page's policy is nonce-based: markup injected into it
+ * cannot run script. /api/ answers are the APIs' own and get none of these.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -45,6 +46,23 @@ describe('security headers through next start', () => {
 
     const session = await fetch(`${stack.url}/auth/session`, { headers: { 'X-CSRF': '1' } });
     assertSecurityHeaders(session.headers, 'GET /auth/session');
+  });
+
+  test('the demo page\'s policy is strict: a fresh nonce per answer, on every script, and no unsafe-inline', async () => {
+    const nonces = new Set<string>();
+    for (let i = 0; i < 2; i++) {
+      const page = await fetch(`${stack.url}/`);
+      const csp = page.headers.get('content-security-policy') ?? '';
+      const scriptSrc = csp.split('; ').find((d) => d.startsWith('script-src ')) ?? '';
+      const nonce = /^script-src 'nonce-([A-Za-z0-9+/=]{22,})' 'strict-dynamic'$/.exec(scriptSrc)?.[1];
+      assert.ok(nonce, `a nonce-based script-src without 'unsafe-inline': ${csp}`);
+      nonces.add(nonce);
+      const html = await page.text();
+      const scripts = html.match(/<script\b[^>]*>/g) ?? [];
+      assert.ok(scripts.length > 0);
+      for (const tag of scripts) assert.ok(tag.includes(`nonce="${nonce}"`), tag);
+    }
+    assert.equal(nonces.size, 2, 'each answer has its own nonce');
   });
 
   test('/api/ answers are the API\'s: no page policy is added', async () => {
@@ -105,6 +123,24 @@ describe('the demo page under its policy in Chromium', { skip: CHROMIUM ? false 
       await waitForText(page, 'status', 'Signed out');
 
       assert.deepEqual(violations, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('markup injected into the demo page cannot run script', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${stack.url}/`);
+      await waitForText(page, 'status', 'Signed out');
+      const refused = page.waitForEvent('console', { predicate: (m) => /Content Security Policy/i.test(m.text()), timeout: STEP_TIMEOUT });
+      // What an HTML injection would plant: an inline event handler (no nonce).
+      await page.evaluate(() => {
+        document.body.insertAdjacentHTML('beforeend', '<img src="data:," onload="document.title = \'injected\'">');
+      });
+      assert.match((await refused).text(), /script-src/);
+      assert.notEqual(await page.title(), 'injected');
     } finally {
       await context.close();
     }
