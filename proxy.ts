@@ -1,6 +1,8 @@
+import { NextResponse } from 'next/server';
 import { BrokerError } from './lib/errors.ts';
 import { errorResponse } from './lib/http/responses.ts';
 import { log } from './lib/log.ts';
+import { newNonce, pageContentSecurityPolicy } from './lib/security/page-policy.ts';
 
 /**
  * Next.js answers a dynamic segment holding a percent-escape that is not valid UTF-8
@@ -11,6 +13,7 @@ import { log } from './lib/log.ts';
  */
 export function proxy(request: Request): Response | undefined {
   const { pathname } = new URL(request.url);
+  if (!pathname.startsWith('/api')) return withPagePolicy(request);
   try {
     decodeURIComponent(pathname);
     return undefined;
@@ -20,4 +23,17 @@ export function proxy(request: Request): Response | undefined {
   }
 }
 
-export const config = { matcher: '/api/:rest(.*%.*)' };
+/**
+ * The demo page, rendered per request under a policy with a fresh nonce (AUDIT L12;
+ * lib/security/page-policy.ts). Next.js takes the nonce from the request's policy.
+ */
+function withPagePolicy(request: Request): Response {
+  const policy = pageContentSecurityPolicy(newNonce());
+  const headers = new Headers(request.headers);
+  headers.set('content-security-policy', policy);
+  const response = NextResponse.next({ request: { headers } });
+  response.headers.set('content-security-policy', policy);
+  return response;
+}
+
+export const config = { matcher: ['/api/:rest(.*%.*)', '/'] };

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { envSchema, KNOWN_PREFIXES, type RawEnv } from './schema.ts';
+import { envSchema, KNOWN_PREFIXES, UNPREFIXED_VARIABLES, type RawEnv } from './schema.ts';
 import { DEMO_ROUTES } from './demo-routes.ts';
+import { passwordId, secretWeakness } from './secrets.ts';
 import { parseRouteTable, type Route } from '../proxy/route-table.ts';
 
 export interface Config {
@@ -63,12 +63,16 @@ export class ConfigError extends Error {
 
 const KNOWN_VARIABLES = new Set(Object.keys(envSchema.shape));
 
-/**
- * A stable numeric id per secret, so that a cookie sealed with a secret finds it again
- * after secrets are added or reordered (iron-session keys its password map by number).
- */
-function passwordId(secret: string): number {
-  return Number.parseInt(createHash('sha256').update(secret).digest('hex').slice(0, 8), 16) + 1;
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
 }
 
 function isLoopbackHost(hostname: string): boolean {
@@ -92,9 +96,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const problems: string[] = [];
 
   for (const name of Object.keys(env)) {
-    if (KNOWN_PREFIXES.some((p) => name.startsWith(p)) && !KNOWN_VARIABLES.has(name)) {
+    if (KNOWN_VARIABLES.has(name)) continue;
+    if (KNOWN_PREFIXES.some((p) => name.startsWith(p))) {
       problems.push(`${name} is not a variable the broker knows (a typo?); known: ${[...KNOWN_VARIABLES].join(', ')}`);
+      continue;
     }
+    const meant = UNPREFIXED_VARIABLES.find((known) => editDistance(name.toUpperCase(), known) <= 2);
+    if (meant) problems.push(`${name} is not a variable the broker knows: did you mean ${meant}?`);
   }
 
   // Each variable is parsed on its own so that one bad value does not hide the others.
@@ -107,11 +115,23 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return checkAndBuild(e, problems);
 }
 
-function readRoutes(e: Partial<RawEnv>, problems: string[]): Route[] {
+/**
+ * The route table. Unset, it is the demo table (CONTRACT.md's default) — but only for a
+ * loopback APP_BASE_URL: behind a public origin the demo routes would send every user's
+ * access tokens to whatever listens on localhost:3002 and :3003 (a sidecar, another
+ * tenant's process), so a forgotten BFF_ROUTES refuses to start instead.
+ */
+function readRoutes(e: Partial<RawEnv>, problems: string[], publicOrigin: boolean): Route[] {
   let routeInput: unknown = DEMO_ROUTES;
   const source = e.BFF_ROUTES_FILE ? 'BFF_ROUTES_FILE' : 'BFF_ROUTES';
   if (e.BFF_ROUTES && e.BFF_ROUTES_FILE) {
     problems.push('BFF_ROUTES and BFF_ROUTES_FILE are both set: choose one');
+    return [];
+  }
+  if (!e.BFF_ROUTES && !e.BFF_ROUTES_FILE && publicOrigin) {
+    problems.push(
+      'BFF_ROUTES (or BFF_ROUTES_FILE) is required when APP_BASE_URL is not localhost: without it the demo routes would forward users\' access tokens to localhost:3002 and localhost:3003. Set your route table (see README, "Route table"), or BFF_ROUTES=[] for none',
+    );
     return [];
   }
   if (e.BFF_ROUTES || e.BFF_ROUTES_FILE) {
@@ -135,11 +155,13 @@ function readRoutes(e: Partial<RawEnv>, problems: string[]): Route[] {
  * variable does not hide a short secret or a bad route table.
  */
 function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
+  const problemsBeforeBase = problems.length;
   const base = e.APP_BASE_URL === undefined ? undefined : parseUrl(e.APP_BASE_URL);
   if (e.APP_BASE_URL === undefined) {
     // already reported as missing
   } else if (!base || (base.protocol !== 'https:' && base.protocol !== 'http:')) {
-    problems.push(`APP_BASE_URL must be an absolute http(s) origin such as https://app.example.com, got "${e.APP_BASE_URL}"`);
+    // Never echoed: a secret pasted into the wrong variable would end up in the logs.
+    problems.push('APP_BASE_URL must be an absolute http(s) origin such as https://app.example.com (the value given is not one; it is not repeated here)');
   } else {
     if (base.pathname !== '/' || base.search || base.hash || base.username || base.password) {
       problems.push('APP_BASE_URL must be an origin only (scheme, host, port) with no path, query, fragment or user info');
@@ -149,11 +171,14 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     }
   }
 
+  // A public origin, once APP_BASE_URL itself is acceptable (its own problem says the rest).
+  const publicOrigin = base !== undefined && problems.length === problemsBeforeBase && !isLoopbackHost(base.hostname);
+
   const issuer = e.OIDC_ISSUER === undefined ? undefined : parseUrl(e.OIDC_ISSUER);
   if (e.OIDC_ISSUER === undefined) {
     // already reported as missing
   } else if (!issuer || (issuer.protocol !== 'https:' && issuer.protocol !== 'http:')) {
-    problems.push(`OIDC_ISSUER must be an absolute https URL, got "${e.OIDC_ISSUER}"`);
+    problems.push('OIDC_ISSUER must be an absolute https URL such as https://id.example.com/realms/main (the value given is not one; it is not repeated here)');
   } else if (issuer.protocol === 'http:' && !e.OIDC_ALLOW_INSECURE_HTTP) {
     problems.push('OIDC_ISSUER uses http: set OIDC_ALLOW_INSECURE_HTTP=true for local tests only, or use the provider\'s https issuer');
   }
@@ -181,9 +206,8 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     problems.push('SESSION_SECRETS is empty: give one or more comma-separated secrets of 32+ characters');
   }
   secrets.forEach((secret, i) => {
-    if (secret.length < 32) {
-      problems.push(`SESSION_SECRETS entry ${i + 1} is ${secret.length} characters; each must have 32+ (e.g. \`openssl rand -base64 32\`)`);
-    }
+    const weakness = secretWeakness(secret);
+    if (weakness) problems.push(`SESSION_SECRETS entry ${i + 1} ${weakness} (e.g. \`openssl rand -base64 32\`)`);
   });
   if (new Set(secrets.map(passwordId)).size !== secrets.length) {
     problems.push('SESSION_SECRETS lists the same secret twice: remove the duplicate');
@@ -193,7 +217,7 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     problems.push('SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT');
   }
 
-  const routes = readRoutes(e, problems);
+  const routes = readRoutes(e, problems, publicOrigin);
 
   if (problems.length > 0) throw new ConfigError(problems);
   const v = e as RawEnv;
@@ -244,15 +268,25 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
   };
 }
 
-let cached: Config | undefined;
+let cached: { config: Config } | { error: ConfigError } | undefined;
 
 /**
  * The process's configuration, parsed on first use rather than at module load, because
- * `next build` imports route modules without the runtime secrets.
+ * `next build` imports route modules without the runtime secrets. A refusal is kept as
+ * well: the environment does not change while the process runs, so every later call
+ * throws the same ConfigError instead of parsing (and deriving password ids) again.
  */
 export function getConfig(): Config {
-  cached ??= loadConfig(process.env);
-  return cached;
+  if (!cached) {
+    try {
+      cached = { config: loadConfig(process.env) };
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      cached = { error };
+    }
+  }
+  if ('error' in cached) throw cached.error;
+  return cached.config;
 }
 
 /** Tests that change the environment between cases call this. */

@@ -15,6 +15,9 @@ const seconds = (name: string) =>
 const bool = (name: string) =>
   z.enum(['true', 'false'], { error: `${name} must be "true" or "false"` }).transform((v) => v === 'true');
 
+/** Default and bound of REFRESH_GRACE_PERIOD's cap (seconds). */
+export const MAX_REFRESH_GRACE_SECONDS = 120;
+
 export const envSchema = z.object({
   /** The public origin the browser uses. Required. */
   APP_BASE_URL: z.string({ error: 'APP_BASE_URL is required: the public origin, e.g. https://app.example.com' }),
@@ -60,10 +63,20 @@ export const envSchema = z.object({
   /** Default: 60. An access token is refreshed this many seconds before it expires. */
   TOKEN_REFRESH_SKEW: seconds('TOKEN_REFRESH_SKEW').default(60),
   /**
-   * Default: 30. How long the outcome of a refresh is kept for requests that still carry
-   * the consumed refresh token (parallel requests, a cookie in flight).
+   * Default: 30, at most 120. How long the outcome of a refresh is kept for requests that
+   * still carry the consumed refresh token (parallel requests, a cookie in flight). Capped
+   * because for that long any stale copy of the cookie, a stolen one included, adopts the
+   * live tokens without the provider noticing a reuse.
    */
-  REFRESH_GRACE_PERIOD: seconds('REFRESH_GRACE_PERIOD').default(30),
+  REFRESH_GRACE_PERIOD: z
+    .string()
+    .regex(/^\d+$/, 'REFRESH_GRACE_PERIOD must be a whole number of seconds')
+    .transform(Number)
+    .refine(
+      (n) => n > 0 && n <= MAX_REFRESH_GRACE_SECONDS,
+      `REFRESH_GRACE_PERIOD must be between 1 and ${MAX_REFRESH_GRACE_SECONDS} seconds: for that long a stale or stolen copy of the cookie adopts the live tokens unnoticed`,
+    )
+    .default(30),
   /**
    * Default: 7168. The most bytes the session cookie family may take in the browser's
    * `Cookie` header (names, `=` and `; ` included). A session that would not fit is
@@ -130,6 +143,11 @@ export const envSchema = z.object({
     .transform(Number)
     .refine((n) => n <= 10, 'TRUSTED_PROXY_HOPS must be between 0 and 10')
     .default(0),
+  /**
+   * Default: info. `debug` | `info` | `warn` | `error`. Read by lib/log.ts; validated here so
+   * that a misspelt level is refused at start instead of silently logging at `info`.
+   */
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: 'LOG_LEVEL must be one of debug, info, warn, error' }).default('info'),
   /** Default: 3000. */
   PORT: z
     .string()
@@ -143,3 +161,10 @@ export type RawEnv = z.output<typeof envSchema>;
 
 /** Variables with the broker's prefixes that it does not know are most likely typos. */
 export const KNOWN_PREFIXES = ['OIDC_', 'SESSION_', 'BFF_', 'TOKEN_', 'REFRESH_', 'REDIS_', 'RATE_LIMIT_'] as const;
+
+/**
+ * Variables the broker reads outside its own prefixes. `LOG_` is not a prefix of ours
+ * (other tools read LOG_FORMAT, LOG_DIR, …), so a name is taken for a misspelling of one
+ * of these only when it is within two edits of it (LOG_LEVLE, LOGLEVEL, LOG_LVL).
+ */
+export const UNPREFIXED_VARIABLES = ['LOG_LEVEL'] as const;

@@ -57,7 +57,7 @@ export async function handleCallback(request: Request, config: Config): Promise<
 /** Answers a failed callback with a readable page for a browser, JSON otherwise; never a redirect. */
 export function failure(request: Request, error: unknown, headers: Array<[string, string]> = []): Response {
   const broker = error instanceof BrokerError ? error : new BrokerError('invalid_request', { cause: error });
-  log.warn('sign_in_failed', { code: broker.code, reason: broker.publicMessage });
+  log.warn('sign_in_failed', { error: broker.code, reason: broker.publicMessage });
   if (!wantsHtml(request)) return errorResponse(broker, headers);
   const page = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -56,6 +56,23 @@ test('npm start without any configuration names each required variable', async (
   for (const name of ['APP_BASE_URL', 'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'SESSION_SECRETS']) assert.match(output, new RegExp(`${name} is required`));
 });
 
+test('npm start never prints a value it refuses: a secret pasted into APP_BASE_URL or OIDC_ISSUER stays out of the output', async () => {
+  const pasted = 'sk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0';
+  const { code, output } = await run(['scripts/start.ts'], {
+    ...BAD_ENV,
+    APP_BASE_URL: pasted,
+    OIDC_ISSUER: `https://user:${pasted}@`,
+    SESSION_SECRETS: 'a'.repeat(40),
+    PORT: String(await freePort()),
+  });
+  assert.equal(code, 1);
+  assert.match(output, /APP_BASE_URL must be an absolute http\(s\) origin/);
+  assert.match(output, /OIDC_ISSUER must be an absolute https URL/);
+  assert.match(output, /SESSION_SECRETS entry 1 is not random enough/);
+  assert.doesNotMatch(output, new RegExp(pasted));
+  assert.doesNotMatch(output, /a{40}/);
+});
+
 test('a bare next start (as on Vercel) refuses the same configuration', async () => {
   const port = await freePort();
   const { code, output } = await run(['node_modules/next/dist/bin/next', 'start', '--port', String(port)], BAD_ENV);

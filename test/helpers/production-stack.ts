@@ -58,6 +58,8 @@ export interface ProductionStackOptions {
   /** Extra environment for the broker, merged over the defaults (undefined removes). */
   env?: Record<string, string | undefined>;
   idp?: Partial<DevIdpOptions>;
+  /** Start the broker with `npm start` (scripts/start.ts, its Node limits) instead of a bare `next start`. */
+  npmStart?: boolean;
 }
 
 export { freePort };
@@ -186,7 +188,9 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       else env[key] = value;
     }
 
-    const child = spawn(process.execPath, [NEXT_BIN, 'start', '--port', String(port)], {
+    if (options.npmStart) env.PORT = String(port);
+    const args = options.npmStart ? ['scripts/start.ts'] : [NEXT_BIN, 'start', '--port', String(port)];
+    const child = spawn(process.execPath, args, {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],

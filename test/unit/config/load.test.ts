@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../../../lib/config/load.ts';
+import { ConfigError, getConfig, loadConfig, resetConfigForTests, type Config } from '../../../lib/config/load.ts';
 
-const SECRET_A = 'a-first-session-secret-of-32-chars!!';
-const SECRET_B = 'b-second-session-secret-of-32-chars!';
+// `openssl rand -base64 32`: fixed so that the ids below are stable between runs.
+const SECRET_A = 'BnZe+9nVLCHfjkxTpE8FFkesLF+742lRsemoN5y2ECs=';
+const SECRET_B = 'soIBuchGopVIn6YJYNt1nScDIZBo+TtehWayhMkOKhY=';
 
 /** The smallest environment `npm start` accepts. */
 const MINIMAL = {
@@ -97,7 +98,7 @@ describe('loadConfig: a minimal valid environment', () => {
 
 describe('loadConfig: https', () => {
   it('an https APP_BASE_URL means Secure cookies', () => {
-    const config = load({ APP_BASE_URL: 'https://app.example.com' });
+    const config = load({ APP_BASE_URL: 'https://app.example.com', BFF_ROUTES: '[]' });
     assert.equal(config.secureCookies, true);
     assert.equal(config.appOrigin, 'https://app.example.com');
     assert.equal(config.redirectUri, 'https://app.example.com/auth/callback');
@@ -361,5 +362,48 @@ describe('loadConfig: OIDC_PROMPT', () => {
   it('is what is given otherwise', () => {
     assert.equal(load({ OIDC_PROMPT: 'login' }).oidc.prompt, 'login');
     assert.equal(load({ OIDC_PROMPT: 'login', OIDC_SCOPES: 'openid' }).oidc.prompt, 'login');
+  });
+});
+
+describe('getConfig', () => {
+  it('keeps a refusal: every later call throws the same ConfigError without reading the environment again', () => {
+    const saved = { ...process.env };
+    try {
+      for (const key of Object.keys(process.env)) if (/^(APP_|OIDC_|SESSION_|BFF_|REDIS_)/.test(key)) delete process.env[key];
+      resetConfigForTests();
+      const first = (() => {
+        try {
+          getConfig();
+        } catch (error) {
+          return error;
+        }
+      })();
+      assert.ok(first instanceof ConfigError);
+      Object.assign(process.env, MINIMAL);
+      assert.throws(() => getConfig(), (error: unknown) => error === first);
+      resetConfigForTests();
+      assert.equal(getConfig().appOrigin, 'http://localhost:3000');
+    } finally {
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+      resetConfigForTests();
+    }
+  });
+});
+
+describe('loadConfig: documented bounds', () => {
+  it('REFRESH_GRACE_PERIOD may be at most 120 seconds', () => {
+    assert.equal(load({ REFRESH_GRACE_PERIOD: '120' }).tokens.refreshGrace, 120);
+    assert.match(problemNaming(problemsOf({ ...MINIMAL, REFRESH_GRACE_PERIOD: '600' }), 'REFRESH_GRACE_PERIOD'), /between 1 and 120 seconds/);
+  });
+
+  it('LOG_LEVEL takes the four levels', () => {
+    for (const level of ['debug', 'info', 'warn', 'error']) load({ LOG_LEVEL: level });
+    assert.match(problemNaming(problemsOf({ ...MINIMAL, LOG_LEVEL: 'trace' }), 'LOG_LEVEL'), /one of debug, info, warn, error/);
+  });
+
+  it('a public origin needs a route table; loopback keeps the demo routes', () => {
+    problemNaming(problemsOf({ ...MINIMAL, APP_BASE_URL: 'https://app.example.com' }), 'BFF_ROUTES (or BFF_ROUTES_FILE) is required');
+    assert.equal(load().routes.length, 2);
   });
 });

@@ -15,8 +15,9 @@ import { parseCookies, type CookieAttributes } from '../../../lib/http/cookies.t
 import { loadConfig } from '../../../lib/config/load.ts';
 import type { Session } from '../../../lib/session/session.ts';
 
-const OLD_SECRET = 'the-old-session-secret-32-characters';
-const NEW_SECRET = 'the-new-session-secret-32-characters';
+// `openssl rand -base64 32`: loadConfig refuses secrets without real randomness.
+const OLD_SECRET = '3rNClzx/7WVYYEHynpb9/FgREA9Y9o9UsjliUckQ1Kk=';
+const NEW_SECRET = 'QGL/5HDNjRe3SjN2xQg9jiIwB8gZq5lwUJGs3YxOrAE=';
 const FOREIGN_SECRET = 'somebody-elses-secret-of-32-characters';
 
 const KEYS: SealKeys = { sealPassword: { 1: NEW_SECRET }, unsealPasswords: { 1: NEW_SECRET } };
