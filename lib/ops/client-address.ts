@@ -1,7 +1,8 @@
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
-import { isIP, SocketAddress } from 'node:net';
+import { BlockList, isIP, SocketAddress } from 'node:net';
 import type { Config } from '../config/load.ts';
+import { log } from '../log.ts';
 
 /**
  * The client's address, for rate limits and anomaly signals only: never for URLs, never
@@ -26,7 +27,32 @@ import type { Config } from '../config/load.ts';
 export function clientAddress(request: Request, config: Pick<Config, 'trustedProxyHops'>, peer?: string): string {
   const chain = forwardedChain(request.headers.get('x-forwarded-for'));
   if (peer !== undefined) chain.push(peer);
-  return addressFromChain(chain, config.trustedProxyHops);
+  const address = addressFromChain(chain, config.trustedProxyHops);
+  if (config.trustedProxyHops === 0 && chain.length > 1) warnIfBehindUndeclaredProxy(address);
+  return address;
+}
+
+const PRIVATE_PEERS = new BlockList();
+for (const [network, prefix] of [['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['127.0.0.0', 8], ['100.64.0.0', 10]] as const) {
+  PRIVATE_PEERS.addSubnet(network, prefix, 'ipv4');
+}
+PRIVATE_PEERS.addSubnet('fc00::', 7, 'ipv6');
+PRIVATE_PEERS.addAddress('::1', 'ipv6');
+let warnedUndeclaredProxy = false;
+
+/**
+ * With TRUSTED_PROXY_HOPS=0 behind a reverse proxy, every user has the proxy's address
+ * and all share one sign-in budget: the first minute of a busy morning locks everyone
+ * out. A peer on a private network that passes X-Forwarded-For is most likely such a
+ * proxy; say so once, naming the variable (never an address).
+ */
+function warnIfBehindUndeclaredProxy(peer: string): void {
+  if (warnedUndeclaredProxy || peer === UNKNOWN_ADDRESS) return;
+  if (!PRIVATE_PEERS.check(peer, isIP(peer) === 6 ? 'ipv6' : 'ipv4')) return;
+  warnedUndeclaredProxy = true;
+  log.warn('trusted_proxy_hops_unset', {
+    reason: 'requests arrive with X-Forwarded-For from a private-network peer while TRUSTED_PROXY_HOPS=0: behind a reverse proxy every client shares one rate-limit budget; set TRUSTED_PROXY_HOPS to the number of proxies that append to X-Forwarded-For',
+  });
 }
 
 /** Returned when no trustworthy entry is a valid address: one shared bucket, never a bypass. */
@@ -122,7 +148,10 @@ type Anchored = typeof globalThis & { [HOOK_KEY]?: true };
  */
 export function installPeerHook(): void {
   const anchored = globalThis as Anchored;
-  if (anchored[HOOK_KEY]) return;
+  // Vercel overwrites X-Forwarded-For with the client's address at its edge, and a
+  // function's socket peer is the platform's own bridge: appending it would put every
+  // user in one bucket. There the header as received is the chain (TRUSTED_PROXY_HOPS=0).
+  if (anchored[HOOK_KEY] || process.env.VERCEL) return;
   anchored[HOOK_KEY] = true;
   subscribe('http.server.request.start', (message) => {
     const request = (message as { request?: IncomingMessage & { [APPENDED]?: true } }).request;

@@ -1,4 +1,4 @@
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRedis, RLWrapperTimeouts, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
@@ -31,6 +31,12 @@ export interface RateLimitBackend {
   redis?: unknown;
   /** Prefix of the Redis keys (REDIS_KEY_PREFIX); the scope and `rate:` follow. */
   keyPrefix?: string;
+  /**
+   * Default: 150. Milliseconds to wait for Redis before the in-memory limiter answers.
+   * node-redis's own command timeout stops once a command is written to the socket, so a
+   * stalled server (not a closed one) would otherwise hold every request.
+   */
+  timeoutMs?: number;
 }
 
 type Limiters = Partial<Record<RateLimitScope, RateLimiterAbstract>>;
@@ -62,13 +68,17 @@ export function setRateLimitBackend(backend: RateLimitBackend): void {
 function createLimiter(scope: RateLimitScope, points: number, backend: RateLimitBackend): RateLimiterAbstract {
   const options = { points, duration: WINDOW_SECONDS, keyPrefix: scope };
   if (!backend.redis) return new RateLimiterMemory(options);
-  return new RateLimiterRedis({
+  const shared = new RateLimiterRedis({
     ...options,
     keyPrefix: `${backend.keyPrefix ?? ''}${scope}`,
     storeClient: backend.redis,
     useRedisPackage: true,
     // Fail over at once instead of queueing behind a dead connection.
     rejectIfRedisNotReady: true,
+  });
+  return new RLWrapperTimeouts({
+    limiter: shared,
+    timeoutMs: backend.timeoutMs ?? 150,
     insuranceLimiter: new RateLimiterMemory(options),
   });
 }
