@@ -40,6 +40,10 @@ describe('next start, TRUSTED_PROXY_HOPS=0', () => {
       assert.equal(refused.headers.get('location'), null);
     }
     assert.equal(stack.idp.stats.parRequests, parBefore + 3, 'the provider saw only the three within the budget');
+    // The callback route is another bundle of the build: it must count against the same budget.
+    const callback = await fetch(`${stack.url}/auth/callback?code=x&state=y`, { headers: { 'x-forwarded-for': '4.4.4.4' }, redirect: 'manual' });
+    await callback.body?.cancel();
+    assert.equal(callback.status, 429, '/auth/callback shares the address budget with /auth/login');
   });
 });
 
