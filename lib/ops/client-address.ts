@@ -133,7 +133,7 @@ export function appendPeer(existing: string | string[] | undefined, peer: string
 }
 
 const HOOK_KEY = Symbol.for('cloakroom.client-address.peer-hook');
-const APPENDED = Symbol('cloakroom.peer-appended');
+const APPENDED = Symbol.for('cloakroom.client-address.forwarded-for');
 type Anchored = typeof globalThis & { [HOOK_KEY]?: true };
 
 /**
@@ -154,9 +154,17 @@ export function installPeerHook(): void {
   if (anchored[HOOK_KEY] || process.env.VERCEL) return;
   anchored[HOOK_KEY] = true;
   subscribe('http.server.request.start', (message) => {
-    const request = (message as { request?: IncomingMessage & { [APPENDED]?: true } }).request;
-    if (!request || request[APPENDED]) return;
-    request[APPENDED] = true;
-    request.headers['x-forwarded-for'] = appendPeer(request.headers['x-forwarded-for'], request.socket?.remoteAddress);
+    const request = (message as { request?: IncomingMessage }).request;
+    if (request) request.headers['x-forwarded-for'] = forwardedForWithPeer(request);
   });
+}
+
+/**
+ * The `X-Forwarded-For` a host should hand to the route code for this Node request: the
+ * header with the socket's peer appended, exactly once (a front door in a process where
+ * the hook also runs must not append the peer twice, or the peer would read as a proxy).
+ */
+export function forwardedForWithPeer(request: IncomingMessage & { [APPENDED]?: string }): string {
+  request[APPENDED] ??= appendPeer(request.headers['x-forwarded-for'], request.socket?.remoteAddress);
+  return request[APPENDED];
 }
