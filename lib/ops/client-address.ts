@@ -4,6 +4,9 @@ import { BlockList, isIP, SocketAddress } from 'node:net';
 import type { Config } from '../config/load.ts';
 import { log } from '../log.ts';
 
+/** Returned when no trustworthy entry is a valid address: one shared bucket, never a bypass. */
+export const UNKNOWN_ADDRESS = 'unknown';
+
 /**
  * The client's address, for rate limits and anomaly signals only: never for URLs, never
  * for authorization (CONTRACT.md, TRUSTED_PROXY_HOPS).
@@ -22,7 +25,7 @@ import { log } from '../log.ts';
  *   `x-forwarded-for ??= socket.remoteAddress` (next/dist/server/base-server.js), keeping
  *   a client-sent header verbatim and dropping the peer. `installPeerHook()` below makes
  *   every HTTP server of the process append its peer, as a proxy hop does, before Next
- *   sees the request; the node:http test host does the same with `appendPeer`.
+ *   sees the request; the node:http test host does the same (`forwardedForWithPeer`).
  */
 export function clientAddress(request: Request, config: Pick<Config, 'trustedProxyHops'>, peer?: string): string {
   const chain = forwardedChain(request.headers.get('x-forwarded-for'));
@@ -54,9 +57,6 @@ function warnIfBehindUndeclaredProxy(peer: string): void {
     reason: 'requests arrive with X-Forwarded-For from a private-network peer while TRUSTED_PROXY_HOPS=0: behind a reverse proxy every client shares one rate-limit budget; set TRUSTED_PROXY_HOPS to the number of proxies that append to X-Forwarded-For',
   });
 }
-
-/** Returned when no trustworthy entry is a valid address: one shared bucket, never a bypass. */
-export const UNKNOWN_ADDRESS = 'unknown';
 
 /** Header entries, left to right (several header lines arrive joined by commas). */
 function forwardedChain(header: string | null): string[] {
