@@ -5,6 +5,10 @@
  */
 export async function register(): Promise<void> {
   if (process.env.NEXT_RUNTIME === 'nodejs') {
+    // Before the first request is handled: `next start` drops the socket's peer when the
+    // client sends its own X-Forwarded-For; rate limits need it (lib/ops/client-address.ts).
+    const { installPeerHook } = await import('./lib/ops/client-address.ts');
+    installPeerHook();
     const { checkConfigAtStartup } = await import('./lib/config/startup.ts');
     checkConfigAtStartup();
   }

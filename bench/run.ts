@@ -181,6 +181,11 @@ async function startStack(): Promise<Stack> {
     OIDC_CLIENT_SECRET: brokerSecret,
     SESSION_SECRETS: randomBytes(32).toString('base64url'),
     BFF_ROUTES: JSON.stringify([{ path: '/api/bench', upstream: apiOrigin, auth: 'required', resource: AUDIENCE, scopes: [SCOPE] }]),
+    // The load is one client address signing in 1,000 sessions, then one session at
+    // thousands of calls a second: the API limit stays on (its check is in the figures)
+    // but out of reach, and the sign-in setup is not what is measured.
+    RATE_LIMIT_AUTH: '0',
+    RATE_LIMIT_API: '1000000000',
   };
   progress('starting the broker (next start, production build)');
   const broker = startBroker({ brokerPort, brokerEnv }, CPU_PROF_DIR);

@@ -3,6 +3,7 @@ import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
 import { log } from '../log.ts';
+import { limitSignIn } from '../ops/rate-limit.ts';
 import { newSessionId, writeSession } from '../session/manager.ts';
 import { chunkNames, MAX_CHUNKS } from '../session/codec.ts';
 import { sessionCookieName } from '../session/cookie.ts';
@@ -22,6 +23,8 @@ import { tokenFromResponse } from './tokens.ts';
  *   5. session — the cookie is written and the browser sent to `returnTo`
  */
 export async function handleCallback(request: Request, config: Config): Promise<Response> {
+  // First, before any unseal or provider call (AUDIT.md M10); shares /auth/login's budget.
+  await limitSignIn(request, config);
   const query = new URL(request.url).searchParams;
   const state = query.get('state') ?? '';
   let tx: LoginTransaction;

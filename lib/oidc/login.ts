@@ -1,6 +1,7 @@
 import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
+import { limitSignIn } from '../ops/rate-limit.ts';
 import { safeReturnTo } from '../security/return-to.ts';
 import { startTransaction } from '../session/transactions.ts';
 import { getProvider } from './provider.ts';
@@ -11,6 +12,8 @@ import { getProvider } from './provider.ts';
  * (RFC 9126), so the request's parameters never travel through the browser.
  */
 export async function handleLogin(request: Request, config: Config): Promise<Response> {
+  // First: each sign-in start costs the provider a PAR call (AUDIT.md M10).
+  await limitSignIn(request, config);
   const url = new URL(request.url);
   // Only a same-origin path: anything else would make the broker an open redirector.
   const returnTo = safeReturnTo(url.searchParams.get('returnTo'));

@@ -2,6 +2,7 @@ import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
+import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkCsrf } from '../security/csrf.ts';
 import { clearSession, loadSession, rewriteSession, writeSession, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
@@ -69,8 +70,11 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     let accessToken: string | undefined;
     /** A session cookie this answer must write: refreshed tokens or idle activity. */
     let pending: PendingWrite | undefined;
+    if (route.auth === 'none') await limitApiCall(request, config, undefined);
     if (route.auth !== 'none') {
       const loaded = await loadSession(request, config, store);
+      // Per session (per address without one), before any refresh or upstream call.
+      await limitApiCall(request, config, loaded.session?.id);
       if (!loaded.session) {
         // A dead cookie is cleared so the browser stops sending it.
         if (loaded.present.length > 0 && loaded.reason !== 'absent') setCookies.push(...clearSession(loaded.present, config));

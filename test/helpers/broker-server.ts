@@ -14,6 +14,7 @@ import { handleLogin } from '../../lib/oidc/login.ts';
 import { handleLogout } from '../../lib/oidc/logout.ts';
 import { handleProxy } from '../../lib/proxy/handler.ts';
 import { handleSession } from '../../lib/session/endpoint.ts';
+import { forwardedForWithPeer } from '../../lib/ops/client-address.ts';
 
 type Route = (request: Request) => Promise<Response>;
 const ROUTES: Record<string, Partial<Record<string, Route>>> = {
@@ -34,6 +35,9 @@ function route(method: string, pathname: string): Route | undefined {
 function toRequest(req: IncomingMessage, origin: string, signal: AbortSignal): Request {
   const headers = new Headers();
   for (let i = 0; i < req.rawHeaders.length; i += 2) headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
+  // As under `next start` with the peer hook (instrumentation.ts): the socket's peer is
+  // the last X-Forwarded-For entry the route code sees.
+  headers.set('x-forwarded-for', forwardedForWithPeer(req));
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
   return new Request(new URL(req.url ?? '/', origin), {
     method: req.method,
