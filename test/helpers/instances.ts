@@ -49,6 +49,7 @@ export interface BrokerInstance {
   store: StoreClient;
   /** A same-origin API call carrying exactly `cookie`. */
   api(path: string, cookie: string): Promise<Response>;
+  /** `GET /auth/session` with exactly `cookie`. */
   session(cookie: string): Promise<Response>;
 }
 
@@ -60,5 +61,7 @@ export function brokerInstance(shared: KeyValueStore): BrokerInstance {
   };
   const run = (handler: typeof handleProxy) => (path: string, cookie: string) =>
     handler(request(path, cookie), getConfig(), store).catch((error: unknown) => errorResponse(error));
-  return { store, api: run(handleProxy), session: run(handleSession) };
+  const api = run(handleProxy);
+  const session = run(handleSession);
+  return { store, api, session: (cookie) => session('/auth/session', cookie) };
 }
