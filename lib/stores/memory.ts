@@ -7,8 +7,9 @@ export interface MemoryStoreOptions {
    * The most entries held at once; beyond it the least recently used entry is evicted.
    * A last-resort bound (AUDIT H2): with one refresh record per session and TTLs that
    * follow the session's remaining lifetime, live entries track live sessions, and the
-   * cap only bites when something is wrong. Default 100,000 (about 50 MB of sealed
-   * refresh records).
+   * cap only bites when something is wrong. Default 100,000: about 230 MB of heap at
+   * the measured 2.3 KB per refresh record of a session with one API. An evicted
+   * record or revocation mark is forgotten, so the cap must sit above the live count.
    */
   maxEntries?: number;
   /** How often the incremental sweep runs. Default 1,000 ms. */
