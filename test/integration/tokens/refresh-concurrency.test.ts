@@ -4,17 +4,17 @@
  * (RFC 9700 §4.14.2). Access tokens live 4 s, so the broker renews them 2 s after issue
  * (`tokenFromResponse`: min(TOKEN_REFRESH_SKEW, lifetime / 2) before expiry).
  *
- * The provider is reached through a gate on the issuer's port, so that it can be made
+ * The provider is reached through a gate on the issuer's port (test/helpers/provider-gate.ts),
+ * so that it can be made
  * unreachable and brought back on the same address, its token endpoint can answer 503,
  * and the refresh tokens it issues are at hand for the test to revoke or replay one
  * (they are never printed). Upstream
  * records keep a hash of each Authorization value: tokens are compared, never shown.
  */
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startDemoApi, type DemoApi } from '../../../demo/api.ts';
+import { ProviderGate } from '../../helpers/provider-gate.ts';
 import { CLIENT_ID, startStack, type BrowserClient, type Stack } from '../../helpers/stack.ts';
 import { startUpstream, type TestUpstream, type UpstreamRecord } from '../../helpers/upstream.ts';
 
@@ -25,79 +25,6 @@ const ACCESS_TOKEN_TTL = 4;
 const UNTIL_STALE_MS = 2_300;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
-
-/**
- * An HTTP forwarder on the issuer's port, in front of the provider. `shut()` refuses
- * connections and `open()` accepts them again on the same port; `failTokenEndpoint`
- * answers the token endpoint with a 503; every refresh token the provider issues is
- * kept in `issuedRefreshTokens` (never printed). (Koa middleware added with
- * `provider.use` after the dev provider started would not run: Koa composes its
- * middleware when the server callback is created.)
- */
-class ProviderGate {
-  port = 0;
-  target = 0;
-  failTokenEndpoint = false;
-  readonly issuedRefreshTokens: string[] = [];
-  #server: Server | undefined;
-  readonly #sockets = new Set<Socket>();
-
-  async open(): Promise<void> {
-    const server = createServer((req, res) => this.#forward(req, res));
-    server.on('connection', (socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.#server = server;
-  }
-
-  /** Stops listening and cuts every open connection (pooled keep-alive ones too). */
-  async shut(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  #forward(req: IncomingMessage, res: ServerResponse): void {
-    const isTokenEndpoint = req.method === 'POST' && (req.url ?? '').split('?')[0] === '/token';
-    if (isTokenEndpoint && this.failTokenEndpoint) {
-      req.resume();
-      res.writeHead(503, { 'content-type': 'text/plain' }).end('temporarily unavailable');
-      return;
-    }
-    const outgoing = httpRequest(
-      { host: '127.0.0.1', port: this.target, method: req.method, path: req.url, headers: req.rawHeaders, setHost: false },
-      (answer) => {
-        const headers: string[] = [];
-        for (let i = 0; i < answer.rawHeaders.length; i += 2) {
-          const name = answer.rawHeaders[i] as string;
-          if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push(name, answer.rawHeaders[i + 1] as string);
-        }
-        const chunks: Buffer[] = [];
-        answer.on('data', (chunk: Buffer) => chunks.push(chunk));
-        answer.on('end', () => {
-          const body = Buffer.concat(chunks);
-          if (isTokenEndpoint && answer.statusCode === 200) {
-            const token = (JSON.parse(body.toString()) as { refresh_token?: unknown }).refresh_token;
-            if (typeof token === 'string') this.issuedRefreshTokens.push(token);
-          }
-          res.writeHead(answer.statusCode ?? 502, headers);
-          res.end(body);
-        });
-      },
-    );
-    outgoing.on('error', () => res.destroy());
-    req.pipe(outgoing);
-  }
-}
 
 let gate: ProviderGate;
 let stack: Stack;
