@@ -5,11 +5,10 @@
  * (`tokenFromResponse`: min(TOKEN_REFRESH_SKEW, lifetime / 2) before expiry).
  *
  * The provider is reached through a gate on the issuer's port (test/helpers/provider-gate.ts),
- * so that it can be made
- * unreachable and brought back on the same address, its token endpoint can answer 503,
- * and the refresh tokens it issues are at hand for the test to revoke or replay one
- * (they are never printed). Upstream
- * records keep a hash of each Authorization value: tokens are compared, never shown.
+ * so that it can be made unreachable and brought back on the same address, its token
+ * endpoint can answer 503, and the refresh tokens it issues are at hand for the test to
+ * revoke or replay one (they are never printed). Upstream records keep a hash of each
+ * Authorization value: tokens are compared, never shown.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
