@@ -214,6 +214,9 @@ async function refreshUnderLock(session: Session, resource: string, seen: Loaded
     // distributed-lock failure, their support issue #1286): the caller re-classifies.
     const latest = await readRecord(session, config, store);
     if (latest.sealed !== seen.sealed) return { loaded: latest };
+    // A stalled store may have let the lease run out already: someone else may be
+    // refreshing now, so do not send; the caller starts over.
+    if (lease.lost) return { loaded: latest };
     return await refreshAtProvider(session, resource, latest, config, store);
   } finally {
     await lease.release();
