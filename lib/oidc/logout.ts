@@ -5,6 +5,7 @@ import { checkSameOrigin } from '../security/csrf.ts';
 import { clearSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
+import { forgetRefreshRecord, liveRefreshTokens } from '../tokens/manager.ts';
 import { getProvider } from './provider.ts';
 
 /**
@@ -27,12 +28,16 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
   const session = loaded.session;
   if (session) {
     await endSession(store, session, config.session.absoluteTimeout);
+    // The live refresh token is the session record's, not necessarily the cookie's: an
+    // answer that rotated it may never have reached the browser (AUDIT L1).
+    const refreshTokens = await liveRefreshTokens(session, config, store);
+    await forgetRefreshRecord(session, config, store);
     try {
       const provider = await getProvider(config);
       const metadata = provider.serverMetadata();
-      if (session.refreshToken && metadata.revocation_endpoint) {
+      for (const refreshToken of metadata.revocation_endpoint ? refreshTokens : []) {
         await client
-          .tokenRevocation(provider, session.refreshToken, { token_type_hint: 'refresh_token' })
+          .tokenRevocation(provider, refreshToken, { token_type_hint: 'refresh_token' })
           .catch((error: unknown) => log.warn('revocation_failed', { errorName: error instanceof Error ? error.name : 'unknown' }));
       }
       if (metadata.end_session_endpoint) {

@@ -1,23 +1,33 @@
-import { randomUUID } from 'node:crypto';
 import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
-import { getProvider, isInvalidGrant } from '../oidc/provider.ts';
+import { getProvider } from '../oidc/provider.ts';
 import { tokenFromResponse } from '../oidc/tokens.ts';
+import { metrics } from '../ops/metrics.ts';
+import { digest } from '../session/codec.ts';
+import { endSession } from '../session/revocation.ts';
 import type { AccessToken, Session } from '../session/session.ts';
+import { canonicalStoreKey } from '../stores/keys.ts';
 import type { KeyValueStore } from '../stores/store.ts';
-import { isConsumed, lockKey, readSuccessor, recordOutcome, refreshKey, type RefreshOutcome } from './successors.ts';
+import { classifyRefreshFailure } from './failure.ts';
+import { tryLease } from './lock.ts';
+import { adoptRecord, classify, deleteRecord, nextRecord, readRecord, refreshTokenHash, writeRecord, type LoadedRecord } from './record.ts';
 
 /**
- * The access-token manager: hands out a token for a resource, refreshing it at most
- * once per refresh token however many requests need it at the same moment.
+ * The access-token manager: hands out a token for a resource, refreshing at most once
+ * per refresh token however many requests — on however many instances — need it.
  *
- *   fresh enough?      use it (renewed `TOKEN_REFRESH_SKEW` seconds before expiry)
- *   successor known?   adopt it — someone already spent this refresh token
- *   token spent?       401 session_expired for this request alone: never replay it
- *   refresh in flight? wait for it (single-flight per refresh token in the process)
- *   otherwise          take the store lock (one refresh across instances), refresh, record
+ *   fresh enough?        use it; the store is not read (the hot path)
+ *   the session's record (record.ts) says the cookie is
+ *     behind             adopt the record's tokens (a lost answer, parallel requests)
+ *     stale              two holders of one session: security event, then policy
+ *     indeterminate      an earlier refresh's outcome is unknown: the session is over
+ *     current            the record's token if fresh, else refresh:
+ *                        single-flight per session in the process, then the session's
+ *                        lease in the store; under it re-read the record (another
+ *                        instance may have finished) and only then call the provider;
+ *                        write the new record fenced by what was read under the lease
  */
 export interface TokenGrant {
   token: AccessToken;
@@ -26,146 +36,264 @@ export interface TokenGrant {
   changed: boolean;
 }
 
-const instanceId = randomUUID();
-const inFlight = new Map<string, Promise<RefreshOutcome>>();
-/** A refresh that takes longer than this is treated as lost and may be retried by another instance. */
-const LOCK_TTL_SECONDS = 20;
+/**
+ * Short, and renewed every third of it while the refresh runs: a crashed holder blocks
+ * the session's refreshes for at most this long, a slow provider never lets it expire.
+ */
+const LOCK_LEASE_SECONDS = 5;
+/** How often a waiter on another instance looks for the holder's outcome. */
 const LOCK_POLL_MS = 25;
-/** Enough to follow a successor chain and then refresh for another resource. */
+/** A waiter gives up (503) after this long: discovery plus a token call, each 10 s at most. */
+const LOCK_WAIT_MS = 25_000;
+/** Adopting and refreshing alternate at most this often before the answer is 503. */
 const MAX_STEPS = 6;
+
+/**
+ * Refreshes running in this process, per store client and session: one store client per
+ * process in production; tests stand in for instances with one client each.
+ */
+const inFlight = new WeakMap<KeyValueStore, Map<string, Promise<Flight>>>();
+
+interface Flight {
+  loaded: LoadedRecord;
+  /** A refreshed ID token, for the session's existing `id_token_hint` handling. */
+  idToken?: string;
+}
 
 function isFresh(token: AccessToken, now: number): boolean {
   return now < token.refreshAt;
 }
 
-function adopt(session: Session, outcome: RefreshOutcome): Session {
-  return {
-    ...session,
-    refreshToken: outcome.refreshToken,
-    idToken: outcome.idToken ?? session.idToken,
-    tokens: { ...session.tokens, [outcome.resource]: outcome.token },
-  };
+/** A session handle for security logs: not the session id, not reversible to it. */
+function sessionHandle(session: Session): string {
+  return digest(`log handle\n${session.id}`).slice(0, 16);
 }
 
-export async function accessTokenFor(
-  session: Session,
-  resource: string | undefined,
-  config: Config,
-  store: KeyValueStore,
-): Promise<TokenGrant> {
+export async function accessTokenFor(session: Session, resource: string | undefined, config: Config, store: KeyValueStore): Promise<TokenGrant> {
   const key = resource ?? '';
   let current = session;
-  const adoptedFrom = new Set<string>();
+  let loaded: LoadedRecord | undefined;
+  let refreshedHere = false;
+  const done = (token: AccessToken): TokenGrant => {
+    if (current !== session && !refreshedHere) metrics.refresh.inc({ outcome: 'adopted' });
+    return { token, session: current, changed: current !== session };
+  };
   for (let step = 0; step < MAX_STEPS; step++) {
-    const now = Date.now();
     const token = current.tokens[key];
-    if (token && isFresh(token, now)) return { token, session: current, changed: current !== session };
+    if (token && isFresh(token, Date.now())) return done(token);
     if (!current.refreshToken) {
       // Nothing to refresh with: the token in hand is all there is.
-      if (token && token.expiresAt > now) return { token, session: current, changed: current !== session };
+      if (token && token.expiresAt > Date.now()) return done(token);
       throw new BrokerError('session_expired', { publicMessage: 'the access token expired and there is no refresh token', endsSession: true });
     }
-    const rtKey = refreshKey(current.refreshToken);
-    if (!adoptedFrom.has(rtKey)) {
-      const successor = await readSuccessor(store, rtKey, config);
-      if (successor) {
-        adoptedFrom.add(rtKey);
-        current = adopt(current, successor);
-        continue;
-      }
-      if (await isConsumed(store, rtKey)) {
-        // A stale copy of the cookie, seen after the grace window: replaying its refresh
-        // token would make the provider revoke the live session's grant.
-        throw new BrokerError('session_expired', { publicMessage: 'this session was refreshed elsewhere' });
-      }
+    loaded ??= await readRecord(current, config, store);
+    const standing = classify(current, loaded.record, Date.now(), config.tokens.refreshGrace);
+    if (standing === 'stale') await refuseStale(current, loaded, config, store);
+    if (standing === 'indeterminate') throw outcomeUnknown();
+    const adopted = adoptRecord(current, loaded.record);
+    if (adopted !== current) {
+      current = adopted;
+      continue;
     }
-    adoptedFrom.add(rtKey);
-    current = adopt(current, await refreshOnce(current.refreshToken, rtKey, key, config, store));
+    // Current, and the record has nothing fresher for this resource: refresh.
+    const flight = await refreshOnce(current, key, loaded, config, store);
+    refreshedHere = true;
+    loaded = flight.loaded;
+    if (flight.idToken) current = { ...current, idToken: flight.idToken };
   }
   throw new BrokerError('idp_unavailable', { publicMessage: 'token refresh did not settle' });
 }
 
 /**
- * The session with every refresh outcome recorded since adopted, without refreshing:
- * what the browser should hold now. Used only by requests that refreshed.
+ * The session the browser should hold now, without refreshing: the record's newest state
+ * when the cookie is current or behind; undefined when it is stale or ended — writing
+ * that cookie back would hand the browser a dead refresh token again. Used when an
+ * answer writes the cookie (after a refresh, or to record idle activity).
  */
-async function newestSession(session: Session, config: Config, store: KeyValueStore): Promise<Session> {
-  let current = session;
-  for (let step = 0; step < MAX_STEPS && current.refreshToken; step++) {
-    const successor = await readSuccessor(store, refreshKey(current.refreshToken), config);
-    if (!successor || successor.refreshToken === current.refreshToken) break;
-    current = adopt(current, successor);
-  }
-  return current;
+export async function sessionToWrite(session: Session, config: Config, store: KeyValueStore): Promise<Session | undefined> {
+  if (!session.refreshToken) return session;
+  const { record } = await readRecord(session, config, store);
+  const standing = classify(session, record, Date.now(), config.tokens.refreshGrace);
+  if (standing === 'stale' || standing === 'indeterminate') return undefined;
+  return adoptRecord(session, record);
 }
 
 /**
- * The session a response should write back: the newest known (see `newestSession`), or
- * nothing when its refresh token is spent and no successor is known any more — writing
- * that cookie back would hand the browser a dead refresh token again.
+ * What `GET /auth/session` reports: the state the proxy will enforce. The newest session
+ * when the cookie is current or behind; a stale cookie is handled as the proxy handles
+ * it (security event and policy) and thrown as `session_expired`.
  */
-export async function sessionToWrite(session: Session, config: Config, store: KeyValueStore): Promise<Session | undefined> {
-  const newest = await newestSession(session, config, store);
-  if (newest === session && session.refreshToken && (await isConsumed(store, refreshKey(session.refreshToken)))) return undefined;
-  return newest;
+export async function reconcileSession(session: Session, config: Config, store: KeyValueStore): Promise<Session> {
+  if (!session.refreshToken) return session;
+  const loaded = await readRecord(session, config, store);
+  const standing = classify(session, loaded.record, Date.now(), config.tokens.refreshGrace);
+  if (standing === 'stale') await refuseStale(session, loaded, config, store);
+  if (standing === 'indeterminate') throw outcomeUnknown();
+  return adoptRecord(session, loaded.record);
 }
 
-/** One refresh per refresh token in this process; later callers share its promise. */
-function refreshOnce(refreshToken: string, rtKey: string, resource: string, config: Config, store: KeyValueStore): Promise<RefreshOutcome> {
-  const running = inFlight.get(rtKey);
-  if (running) {
-    return running;
+/**
+ * The refresh tokens that may still be live at the provider for this session: the
+ * record's current one (the cookie may hold a spent predecessor, AUDIT L1) and the
+ * cookie's own. What logout revokes.
+ */
+export async function liveRefreshTokens(session: Session, config: Config, store: KeyValueStore): Promise<string[]> {
+  const { record } = await readRecord(session, config, store);
+  const tokens = new Set<string>();
+  if (record) tokens.add(record.current.refreshToken);
+  if (session.refreshToken) tokens.add(session.refreshToken);
+  return [...tokens];
+}
+
+/** Drops the session's refresh record (logout): nothing left to adopt or to revoke. */
+export async function forgetRefreshRecord(session: Session, config: Config, store: KeyValueStore): Promise<void> {
+  await deleteRecord(session, config, store);
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+function outcomeUnknown(): BrokerError {
+  return new BrokerError('session_expired', { publicMessage: 'the session had to be ended: a token refresh did not complete', endsSession: true });
+}
+
+/**
+ * A spent refresh token whose successor someone has already used: two holders of one
+ * session (a copied cookie). `log` (default) refuses this request alone, so the live
+ * holder keeps working; `end` ends the session for every copy, revokes the live refresh
+ * token at the provider (RFC 7009) and forgets the record, so a thief who refreshed
+ * first is cut off too (RFC 9700 §4.14.2).
+ */
+async function refuseStale(session: Session, loaded: LoadedRecord, config: Config, store: KeyValueStore): Promise<never> {
+  metrics.refreshTokenReuse.inc();
+  log.warn('refresh_token_reuse', { session: sessionHandle(session), policy: config.anomalyPolicy, generation: loaded.record?.gen });
+  if (config.anomalyPolicy !== 'end') {
+    throw new BrokerError('session_expired', { publicMessage: 'this session was refreshed elsewhere' });
   }
-  const refresh = refreshUnderLock(refreshToken, rtKey, resource, config, store).finally(() => inFlight.delete(rtKey));
-  inFlight.set(rtKey, refresh);
-  return refresh;
+  await endSession(store, session, config.session.absoluteTimeout);
+  metrics.sessionsEnded.inc({ reason: 'anomaly' });
+  if (loaded.record) await revokeBestEffort(loaded.record.current.refreshToken, config);
+  await deleteRecord(session, config, store);
+  throw new BrokerError('session_expired', { publicMessage: 'this session was ended: its refresh token was used twice', endsSession: true });
 }
 
-async function refreshUnderLock(refreshToken: string, rtKey: string, resource: string, config: Config, store: KeyValueStore): Promise<RefreshOutcome> {
-  const deadline = Date.now() + LOCK_TTL_SECONDS * 1000;
-  // Another instance may be refreshing the same token: wait for its outcome.
-  // An outcome recorded for this token serves us when it rotated the token (we must not
-  // use it again) or when it is for our resource. A provider that does not rotate keeps
-  // the token, and an outcome for another resource is no reason not to refresh.
-  const serves = (successor: RefreshOutcome | undefined): successor is RefreshOutcome =>
-    !!successor && (successor.refreshToken !== refreshToken || successor.resource === resource);
-  while (!(await store.setIfAbsent(lockKey(rtKey), instanceId, LOCK_TTL_SECONDS))) {
-    const successor = await readSuccessor(store, rtKey, config);
-    if (serves(successor)) return successor;
+async function revokeBestEffort(refreshToken: string, config: Config): Promise<void> {
+  try {
+    const provider = await getProvider(config);
+    if (!provider.serverMetadata().revocation_endpoint) return;
+    await client.tokenRevocation(provider, refreshToken, { token_type_hint: 'refresh_token' });
+  } catch (error) {
+    log.warn('revocation_failed', { errorName: error instanceof Error ? error.name : 'unknown' });
+  }
+}
+
+/** One refresh per session in this process (per store client); later callers share it. */
+function refreshOnce(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
+  let flights = inFlight.get(store);
+  if (!flights) inFlight.set(store, (flights = new Map()));
+  const running = flights.get(session.id);
+  if (running) return running;
+  const flight = refreshUnderLock(session, resource, seen, config, store).finally(() => flights.delete(session.id));
+  flights.set(session.id, flight);
+  return flight;
+}
+
+async function refreshUnderLock(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
+  const lockKey = canonicalStoreKey(config, 'refresh-lock', session.id);
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let lease = await tryLease(store, lockKey, LOCK_LEASE_SECONDS);
+  while (!lease) {
+    // Another instance is refreshing this session: its outcome is what we need.
+    const latest = await readRecord(session, config, store);
+    if (latest.sealed !== seen.sealed) return { loaded: latest };
     if (Date.now() > deadline) throw new BrokerError('idp_unavailable', { publicMessage: 'a token refresh is still running' });
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
+    lease = await tryLease(store, lockKey, LOCK_LEASE_SECONDS);
   }
   try {
-    // Between our check and the lock another instance may have finished.
-    const successor = await readSuccessor(store, rtKey, config);
-    if (serves(successor)) return successor;
-    if (await isConsumed(store, rtKey)) throw new BrokerError('session_expired', { publicMessage: 'this session was refreshed elsewhere' });
-    const outcome = await refreshAtProvider(refreshToken, resource, config);
-    await recordOutcome(store, rtKey, outcome, outcome.refreshToken !== refreshToken, config);
-    return outcome;
+    // Between our read and the lease another instance may have finished (Duende's
+    // distributed-lock failure, their support issue #1286): the caller re-classifies.
+    const latest = await readRecord(session, config, store);
+    if (latest.sealed !== seen.sealed) return { loaded: latest };
+    // A stalled store may have let the lease run out already: someone else may be
+    // refreshing now, so do not send; the caller starts over.
+    if (lease.lost) return { loaded: latest };
+    return await refreshAtProvider(session, resource, latest, config, store);
   } finally {
-    await store.delete(lockKey(rtKey));
+    await lease.release();
   }
 }
 
-async function refreshAtProvider(refreshToken: string, resource: string, config: Config): Promise<RefreshOutcome> {
+async function refreshAtProvider(session: Session, resource: string, latest: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
+  const refreshToken = session.refreshToken as string;
+  // Discovery failing means nothing was sent: an outage, the session is kept.
   const provider = await getProvider(config);
-  const parameters: Record<string, string> = resource ? { resource } : {};
+  let response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
   try {
-    const response = await client.refreshTokenGrant(provider, refreshToken, parameters);
-    return {
+    response = await client.refreshTokenGrant(provider, refreshToken, resource ? { resource } : {});
+  } catch (error) {
+    const failure = classifyRefreshFailure(error);
+    if (failure === 'grant_gone') {
+      metrics.refresh.inc({ outcome: 'rejected' });
+      log.info('refresh_rejected', { resource: resource || undefined });
+      await deleteRecord(session, config, store);
+      throw new BrokerError('session_expired', { publicMessage: 'the identity provider ended this session', cause: error, endsSession: true });
+    }
+    metrics.refresh.inc({ outcome: 'failed' });
+    if (failure === 'unknown') {
+      log.warn('refresh_outcome_unknown', { session: sessionHandle(session), errorName: error instanceof Error ? error.name : 'unknown', resource: resource || undefined });
+      await endIndeterminate(session, latest, [refreshToken], config, store);
+    }
+    log.warn('refresh_failed', { errorName: error instanceof Error ? error.name : 'unknown', failure, resource: resource || undefined });
+    throw new BrokerError('idp_unavailable', { cause: error });
+  }
+
+  // OpenID Connect Core §12.2: a refreshed ID token must name the same user and issuer.
+  const claims = response.claims();
+  if (claims && (claims.sub !== session.sub || claims.iss !== session.iss)) {
+    metrics.refresh.inc({ outcome: 'failed' });
+    log.warn('refresh_identity_mismatch', { session: sessionHandle(session) });
+    await endIndeterminate(session, latest, [refreshToken, response.refresh_token].filter((t): t is string => !!t), config, store);
+  }
+
+  const now = Date.now();
+  const record = nextRecord(
+    latest.record,
+    session,
+    {
       // A provider that does not rotate keeps the same refresh token (RFC 6749 §6).
       refreshToken: response.refresh_token ?? refreshToken,
       resource,
-      token: tokenFromResponse(response, Date.now(), config.tokens.refreshSkew),
-      idToken: response.id_token,
-    };
-  } catch (error) {
-    if (isInvalidGrant(error)) {
-      log.info('refresh_rejected', { resource: resource || undefined });
-      throw new BrokerError('session_expired', { publicMessage: 'the identity provider ended this session', cause: error, endsSession: true });
-    }
-    log.warn('refresh_failed', { errorName: error instanceof Error ? error.name : 'unknown', resource: resource || undefined });
-    throw new BrokerError('idp_unavailable', { cause: error });
+      token: tokenFromResponse(response, now, config.tokens.refreshSkew),
+    },
+    now,
+  );
+  const written = await writeRecord(session, record, latest, config, store);
+  if (!written) {
+    // Only a holder whose lease ran out gets here: someone else wrote meanwhile.
+    log.error('refresh_record_conflict', { session: sessionHandle(session) });
+    return { loaded: await readRecord(session, config, store) };
   }
+  metrics.refresh.inc({ outcome: 'ok' });
+  return { loaded: written, idToken: response.id_token };
+}
+
+/**
+ * The refresh was sent and its outcome cannot be used (AUDIT L13): the provider may
+ * have rotated, so the spent token must never be sent again. The record is marked, the
+ * session ended for every copy, the tokens revoked best-effort; the answer is 401
+ * `session_expired` with the cookie cleared.
+ */
+async function endIndeterminate(session: Session, latest: LoadedRecord, revoke: string[], config: Config, store: KeyValueStore): Promise<never> {
+  const base = latest.record ?? {
+    v: 1 as const,
+    gen: 0,
+    current: { rtHash: refreshTokenHash(session.refreshToken as string), refreshToken: session.refreshToken as string, tokens: {} },
+    history: [],
+  };
+  await writeRecord(session, { ...base, gen: base.gen + 1, indeterminate: true }, latest, config, store);
+  await endSession(store, session, config.session.absoluteTimeout);
+  metrics.sessionsEnded.inc({ reason: 'expired' });
+  // In the background: the provider just failed us, the user should not wait for it again.
+  void Promise.all(revoke.map((token) => revokeBestEffort(token, config)));
+  throw outcomeUnknown();
 }

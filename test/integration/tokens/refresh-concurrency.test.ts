@@ -4,17 +4,16 @@
  * (RFC 9700 §4.14.2). Access tokens live 4 s, so the broker renews them 2 s after issue
  * (`tokenFromResponse`: min(TOKEN_REFRESH_SKEW, lifetime / 2) before expiry).
  *
- * The provider is reached through a gate on the issuer's port, so that it can be made
- * unreachable and brought back on the same address, its token endpoint can answer 503,
- * and the refresh tokens it issues are at hand for the test to revoke or replay one
- * (they are never printed). Upstream
- * records keep a hash of each Authorization value: tokens are compared, never shown.
+ * The provider is reached through a gate on the issuer's port (test/helpers/provider-gate.ts),
+ * so that it can be made unreachable and brought back on the same address, its token
+ * endpoint can answer 503, and the refresh tokens it issues are at hand for the test to
+ * revoke or replay one (they are never printed). Upstream records keep a hash of each
+ * Authorization value: tokens are compared, never shown.
  */
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { startDemoApi, type DemoApi } from '../../../demo/api.ts';
+import { ProviderGate } from '../../helpers/provider-gate.ts';
 import { CLIENT_ID, startStack, type BrowserClient, type Stack } from '../../helpers/stack.ts';
 import { startUpstream, type TestUpstream, type UpstreamRecord } from '../../helpers/upstream.ts';
 
@@ -25,79 +24,6 @@ const ACCESS_TOKEN_TTL = 4;
 const UNTIL_STALE_MS = 2_300;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
-
-/**
- * An HTTP forwarder on the issuer's port, in front of the provider. `shut()` refuses
- * connections and `open()` accepts them again on the same port; `failTokenEndpoint`
- * answers the token endpoint with a 503; every refresh token the provider issues is
- * kept in `issuedRefreshTokens` (never printed). (Koa middleware added with
- * `provider.use` after the dev provider started would not run: Koa composes its
- * middleware when the server callback is created.)
- */
-class ProviderGate {
-  port = 0;
-  target = 0;
-  failTokenEndpoint = false;
-  readonly issuedRefreshTokens: string[] = [];
-  #server: Server | undefined;
-  readonly #sockets = new Set<Socket>();
-
-  async open(): Promise<void> {
-    const server = createServer((req, res) => this.#forward(req, res));
-    server.on('connection', (socket) => {
-      this.#sockets.add(socket);
-      socket.on('close', () => this.#sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.#server = server;
-  }
-
-  /** Stops listening and cuts every open connection (pooled keep-alive ones too). */
-  async shut(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  #forward(req: IncomingMessage, res: ServerResponse): void {
-    const isTokenEndpoint = req.method === 'POST' && (req.url ?? '').split('?')[0] === '/token';
-    if (isTokenEndpoint && this.failTokenEndpoint) {
-      req.resume();
-      res.writeHead(503, { 'content-type': 'text/plain' }).end('temporarily unavailable');
-      return;
-    }
-    const outgoing = httpRequest(
-      { host: '127.0.0.1', port: this.target, method: req.method, path: req.url, headers: req.rawHeaders, setHost: false },
-      (answer) => {
-        const headers: string[] = [];
-        for (let i = 0; i < answer.rawHeaders.length; i += 2) {
-          const name = answer.rawHeaders[i] as string;
-          if (!HOP_BY_HOP.has(name.toLowerCase())) headers.push(name, answer.rawHeaders[i + 1] as string);
-        }
-        const chunks: Buffer[] = [];
-        answer.on('data', (chunk: Buffer) => chunks.push(chunk));
-        answer.on('end', () => {
-          const body = Buffer.concat(chunks);
-          if (isTokenEndpoint && answer.statusCode === 200) {
-            const token = (JSON.parse(body.toString()) as { refresh_token?: unknown }).refresh_token;
-            if (typeof token === 'string') this.issuedRefreshTokens.push(token);
-          }
-          res.writeHead(answer.statusCode ?? 502, headers);
-          res.end(body);
-        });
-      },
-    );
-    outgoing.on('error', () => res.destroy());
-    req.pipe(outgoing);
-  }
-}
 
 let gate: ProviderGate;
 let stack: Stack;
@@ -269,48 +195,48 @@ describe('one refresh for many parallel requests', () => {
 describe('after the grace window (REFRESH_GRACE_PERIOD=1)', () => {
   let oldCookie: string;
   let liveCookie: string;
+  let liveBearer: string;
 
-  test('a stale cookie gets 401 session_expired for itself alone; the live session keeps working', async () => {
+  test('the predecessor cookie still adopts the successor, however late: its answer may never have arrived', async () => {
     stack.configure({ REFRESH_GRACE_PERIOD: '1' });
     ({ cookie: oldCookie } = await signIn());
     await sleep(UNTIL_STALE_MS);
     stack.idp.resetStats();
+    up.reset();
 
     const refreshedAnswer = await call('/api/up/refresh', oldCookie);
     assert.equal(refreshedAnswer.status, 200);
     assert.equal(stack.idp.stats.refreshGrants, 1);
     liveCookie = refreshedAnswer.newCookie as string;
     assert.ok(liveCookie);
+    liveBearer = bearerSeen('/refresh');
+
+    await sleep(1_300);
+    const late = await call('/api/up/late', oldCookie);
+    assert.equal(late.status, 200, 'the immediate predecessor adopts the live tokens after the grace window');
+    assert.equal(bearerSeen('/late'), liveBearer, 'the successor token, not a second refresh');
+    assert.ok(late.newCookie, 'the late copy is replaced by the newest session');
+    assert.equal(refreshRequests().length, 1, 'the spent refresh token was not sent again');
+    assert.equal(stack.idp.stats.grantsRevoked, 0);
+  });
+
+  test('a cookie two refreshes behind gets 401 session_expired for itself alone (SESSION_ANOMALY_POLICY=log); the live session keeps working', async () => {
+    await sleep(UNTIL_STALE_MS);
+    const live = await call('/api/up/live-again', liveCookie);
+    assert.equal(live.status, 200);
+    assert.equal(stack.idp.stats.refreshGrants, 2, 'the live holder moved past the old cookie\'s successor');
+    assert.ok(live.newCookie);
 
     await sleep(1_300);
     const stale = await call('/api/up/stale', oldCookie);
     assert.equal(stale.status, 401);
     assert.equal(stale.body.error, 'session_expired');
-    assert.deepEqual(stale.setCookies, [], 'a request that lost the race never touches the cookie');
-    assert.equal(stack.idp.stats.refreshGrants, 1, 'the spent refresh token was not replayed');
-    assert.equal(refreshRequests().length, 1, 'no refresh request at all for the stale copy');
+    assert.deepEqual(stale.setCookies, [], 'refused for itself alone: the cookie is not touched');
+    assert.equal(refreshRequests().length, 2, 'no refresh request at all for the stale copy');
     assert.equal(stack.idp.stats.grantsRevoked, 0, 'the live grant is intact');
 
-    const live = await call('/api/up/live', liveCookie);
-    assert.equal(live.status, 200, 'the live session is unaffected');
-  });
-
-  test('the live session refreshes again when its token goes stale; the stale copy stays refused', async () => {
-    await sleep(UNTIL_STALE_MS);
-    const live = await call('/api/up/live-again', liveCookie);
-    assert.equal(live.status, 200);
-    assert.equal(stack.idp.stats.refreshGrants, 2);
-    assert.ok(live.newCookie);
-    assert.equal(stack.idp.stats.grantsRevoked, 0);
-
-    const stale = await call('/api/up/stale-again', oldCookie);
-    assert.equal(stale.status, 401);
-    assert.equal(stale.body.error, 'session_expired');
-    assert.equal(stale.cleared, false);
-    assert.equal(stack.idp.stats.grantsRevoked, 0);
-
     const newest = await call('/api/up/newest', live.newCookie as string);
-    assert.equal(newest.status, 200);
+    assert.equal(newest.status, 200, 'the live session is unaffected');
   });
 });
 
