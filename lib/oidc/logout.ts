@@ -26,7 +26,7 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
   let location = `${config.appOrigin}/`;
   const session = loaded.session;
   if (session) {
-    await endSession(store, session, config.session.absoluteTimeout);
+    await endSession(store, config, session);
     try {
       const provider = await getProvider(config);
       const metadata = provider.serverMetadata();
