@@ -125,13 +125,24 @@ async function readCappedForm(request: Request, maxBytes: number): Promise<URLSe
     if (done) break;
     received += value.byteLength;
     if (received > maxBytes) {
-      // Stops reading: the rest of the body is never buffered here.
-      reader.cancel().catch(() => undefined);
+      // Nothing more is kept. What the client has sent meanwhile is read and dropped (as
+      // Node does with a body no one reads) until the server closes the connection after
+      // the answer: unread bytes at close make TCP reset the connection, and the answer
+      // would be lost even to a client that stopped sending once it came (RFC 9112 §9.6).
+      void discard(reader);
       throw tooLarge();
     }
     chunks.push(value);
   }
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+async function discard(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  try {
+    while (!(await reader.read()).done);
+  } catch {
+    // The connection closed: nothing left to drop.
+  }
 }
 
 /**
