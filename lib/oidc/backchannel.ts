@@ -171,17 +171,18 @@ export async function handleBackchannelLogout(request: Request, config: Config, 
       log.warn('backchannel_logout_refused', refusalReason(error));
       throw new BrokerError('invalid_request', { publicMessage: 'invalid logout token' });
     }
-    // §2.6: a jti seen before is a replay. One key on every instance (a lock-like
-    // first-writer-wins), kept as long as the token could still verify.
+    // §2.6: a jti seen before is a replay. One key on every instance, kept as long as the
+    // token could still verify. It is marked only once the sessions are ended: had the
+    // store failed in between, the provider's retry must not be refused as a replay. Two
+    // deliveries racing past the check both end the same sessions, which is harmless.
     const { tolerance, logoutTokenMaxAge } = config.clock;
     const jtiKey = canonicalStoreKey(config, 'bcl-jti', `${config.oidc.issuer}\n${claims.jti}`);
-    const fresh = await store.setIfAbsent(jtiKey, '1', logoutTokenMaxAge + tolerance * 2);
-    if (!fresh) {
+    if ((await store.get(jtiKey)) !== undefined) {
       log.warn('backchannel_logout_refused', { reason: 'replayed' });
       throw new BrokerError('invalid_request', { publicMessage: 'logout token replayed' });
     }
-
     await endByLogoutToken(store, config, { iss: config.oidc.issuer, sid: claims.sid, sub: claims.sub }, logoutCutoff(claims.iat, tolerance));
+    await store.set(jtiKey, '1', logoutTokenMaxAge + tolerance * 2);
     log.info('backchannel_logout', { by: claims.sid && claims.sub ? 'sid+sub' : claims.sid ? 'sid' : 'sub' });
     return new Response(null, { status: 200, headers });
   } catch (error) {
