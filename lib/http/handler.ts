@@ -12,7 +12,17 @@ export type Handler = (request: Request, config: Config, store: KeyValueStore) =
  * Every throw becomes the contract's error body here, in one place. Every endpoint
  * first checks that `Host` names the configured origin (DNS rebinding, `security/host.ts`).
  */
-export function endpoint(handler: Handler): (request: Request) => Promise<Response> {
+export interface EndpointOptions {
+  /**
+   * Default true. False only for an endpoint that a rebinding page gains nothing from:
+   * one that demands its own credential (the `/ops/` bearer token) or that probes call by
+   * address (`/readyz`): Prometheus and Kubernetes send the pod's IP as `Host`.
+   */
+  checkHost?: boolean;
+}
+
+export function endpoint(handler: Handler, options: EndpointOptions = {}): (request: Request) => Promise<Response> {
+  const hostChecked = options.checkHost ?? true;
   return async (request) => {
     let config: Config;
     try {
@@ -25,7 +35,7 @@ export function endpoint(handler: Handler): (request: Request) => Promise<Respon
       throw error;
     }
     try {
-      checkHost(request, config);
+      if (hostChecked) checkHost(request, config);
       return await handler(request, config, getStore());
     } catch (error) {
       return errorResponse(error);
