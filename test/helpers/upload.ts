@@ -5,7 +5,7 @@
  * what an upstream received byte for byte. Writing stops as soon as the answer arrives
  * (a server that refuses early must not be made to wait for the rest).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 
 export interface UploadOptions {
@@ -33,14 +33,13 @@ export interface UploadOutcome {
 
 const CHUNK = 64 * 1024;
 
-/** Deterministic, incompressible-looking content: chunk `i` of an upload. */
+/** Random content, generated once: each chunk is a copy numbered in its first bytes. */
+const BASE = randomBytes(CHUNK);
+
+/** Chunk `i` of an upload: incompressible and distinct, so reordered or repeated chunks change the hash. */
 function chunkAt(index: number, size: number): Buffer {
-  const chunk = Buffer.allocUnsafe(size);
-  let x = (index * 2654435761) >>> 0;
-  for (let i = 0; i < size; i++) {
-    x = (x * 1664525 + 1013904223) >>> 0;
-    chunk[i] = x >>> 24;
-  }
+  const chunk = Buffer.from(BASE.subarray(0, size));
+  if (size >= 4) chunk.writeUInt32BE(index >>> 0, 0);
   return chunk;
 }
 
