@@ -59,6 +59,12 @@ const nextConfig = {
     // Every path but /api and /api/...: those answers are the APIs' own, with their own headers.
     return [{ source: '/((?!api/|api$).*)', headers: securityHeaders }];
   },
+  experimental: {
+    // A request that proxy.ts's matcher selects has its body copied by Next.js before the
+    // route runs, up to this many bytes (default 10 MB, in memory, twice). The matcher
+    // selects only paths proxy.ts refuses, so their bodies are never needed: keep 1 byte.
+    proxyClientMaxBodySize: 1,
+  },
 };
 
 export default nextConfig;

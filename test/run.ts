@@ -36,8 +36,12 @@ if (explicitFiles.length === 0) {
   }
 }
 
-// End-to-end files, and regression tests of behaviour that comes from `next start`.
-const needsBuild = files.some((f) => f.includes('e2e/') || readFileSync(f, 'utf8').includes('helpers/production-stack.ts'));
+// The e2e files, and any other (regression) file that drives the production server. Those
+// run last, after the in-process suites: a `next start` beside the integration files'
+// memory and pacing measurements would load the machine under them.
+const drivesProductionServer = (f: string) => f.includes('e2e/') || readFileSync(f, 'utf8').includes('production-stack');
+const needsBuild = files.some(drivesProductionServer);
+files.sort((a, b) => Number(drivesProductionServer(a)) - Number(drivesProductionServer(b)));
 if (needsBuild && process.env.SKIP_BUILD !== '1') {
   process.stdout.write('Building the production server once for the end-to-end suite (next build)…\n');
   const build = spawnSync(process.execPath, ['node_modules/next/dist/bin/next', 'build'], {

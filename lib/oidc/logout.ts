@@ -27,7 +27,7 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
   let location = `${config.appOrigin}/`;
   const session = loaded.session;
   if (session) {
-    await endSession(store, session, config.session.absoluteTimeout);
+    await endSession(store, config, session);
     // The live refresh token is the session record's, not necessarily the cookie's: an
     // answer that rotated it may never have reached the browser (AUDIT L1).
     const refreshTokens = await liveRefreshTokens(session, config, store);

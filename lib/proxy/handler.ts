@@ -85,7 +85,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
           grant = await accessTokenFor(loaded.session, route.resource, config, store);
         } catch (error) {
           if (error instanceof BrokerError && error.endsSession) {
-            await endSession(store, loaded.session, config.session.absoluteTimeout);
+            await endSession(store, config, loaded.session);
             setCookies.push(...clearSession(loaded.present, config));
           }
           throw error;

@@ -100,7 +100,7 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
   if (now >= unsealed.touchedAt + lifetimes.idleTimeout * 1000) {
     return { session: undefined, present, reason: 'idle', needsWrite: false };
   }
-  if (await isSessionEnded(store, unsealed)) {
+  if (await isSessionEnded(store, config, unsealed)) {
     return { session: undefined, present, reason: 'ended', needsWrite: false };
   }
   const needsWrite = now - unsealed.touchedAt >= touchIntervalMs(lifetimes) || sealedWithOlderSecret(sealed, config.session);

@@ -1,51 +1,111 @@
+import type { Config } from '../config/load.ts';
+import { storeKeys, type StoreKeyKind } from '../stores/keys.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import type { Session } from './session.ts';
-import { digest } from './codec.ts';
 
 /**
  * Revocation for stateless cookies. A sealed cookie stays cryptographically valid
  * until it expires, so a copy taken before sign-out would still work. The store keeps
  * what has ended for as long as a cookie could live (the absolute timeout):
- *  - `ended:<session id>` — this session, ended by logout;
- *  - `bcl:sid:<hash>` / `bcl:sub:<hash>` — when a back-channel logout ended every
- *    session of a provider session or of a user; a session created before that
- *    instant is over (OpenID Connect Back-Channel Logout 1.0 §2.7).
- * Keys carry hashes, not identifiers, so a shared store does not learn who is signed in.
+ *  - `ended` — this session (by its id), ended by logout;
+ *  - `bcl-sid` / `bcl-sub` — the instant a back-channel logout ended every session of a
+ *    provider session or of a user; a session created at or before that instant is over
+ *    (OpenID Connect Back-Channel Logout 1.0 §2.7). A logout token naming both `sid` and
+ *    `sub` also writes a `bcl-sub` entry that only sessions *without* a provider session id
+ *    read: their ID token carried no `sid`, so the sid entry alone would miss them.
+ * Every key is an HMAC under the session secrets (`storeKeys`), so whoever can read a
+ * shared store learns neither session ids nor users from its keys. Writes go under every
+ * secret's key; a check reads all of them in one round trip.
  */
-const endedKey = (sessionId: string) => `ended:${sessionId}`;
-const providerSessionKey = (iss: string, sid: string) => `bcl:sid:${digest(`${iss}\n${sid}`)}`;
-const subjectKey = (iss: string, sub: string) => `bcl:sub:${digest(`${iss}\n${sub}`)}`;
+type Subject =
+  | { kind: 'ended'; sessionId: string }
+  | { kind: 'bcl-sid'; iss: string; sid: string }
+  | { kind: 'bcl-sub'; iss: string; sub: string; onlyWithoutSid: boolean };
+
+function keysOf(config: Config, subject: Subject): string[] {
+  let kind: StoreKeyKind;
+  let value: string;
+  if (subject.kind === 'ended') [kind, value] = ['ended', subject.sessionId];
+  else if (subject.kind === 'bcl-sid') [kind, value] = ['bcl-sid', `${subject.iss}\n${subject.sid}`];
+  // A separate value (not a flag in the entry) so that the check stays one getMany.
+  else [kind, value] = ['bcl-sub', `${subject.onlyWithoutSid ? 'without-sid' : 'all'}\n${subject.iss}\n${subject.sub}`];
+  return storeKeys(config, kind, value);
+}
+
+interface RevocationKeys {
+  config: Config;
+  /** Each group: every secret's key for one subject. */
+  ended: string[];
+  logouts: string[];
+}
 
 /**
- * The keys to check for a session, hashed once per unsealed session: the same frozen
+ * The keys to check for a session, computed once per unsealed session: the same frozen
  * object serves a cookie's every request from the unseal cache, and this check runs on
- * every API call.
+ * every API call (HMACs per secret and subject).
  */
-const keysBySession = new WeakMap<Session, string[]>();
-function revocationKeys(session: Session): string[] {
+const keysBySession = new WeakMap<Session, RevocationKeys>();
+function revocationKeys(config: Config, session: Session): RevocationKeys {
   let keys = keysBySession.get(session);
-  if (!keys) {
-    keys = [endedKey(session.id), subjectKey(session.iss, session.sub)];
-    if (session.idpSid) keys.push(providerSessionKey(session.iss, session.idpSid));
+  if (!keys || keys.config !== config) {
+    const logouts = [...keysOf(config, { kind: 'bcl-sub', iss: session.iss, sub: session.sub, onlyWithoutSid: false })];
+    if (session.idpSid) logouts.push(...keysOf(config, { kind: 'bcl-sid', iss: session.iss, sid: session.idpSid }));
+    else logouts.push(...keysOf(config, { kind: 'bcl-sub', iss: session.iss, sub: session.sub, onlyWithoutSid: true }));
+    keys = { config, ended: keysOf(config, { kind: 'ended', sessionId: session.id }), logouts };
     keysBySession.set(session, keys);
   }
   return keys;
 }
 
-export async function isSessionEnded(store: KeyValueStore, session: Session): Promise<boolean> {
-  const [ended, ...logoutTimes] = await store.getMany(revocationKeys(session));
-  if (ended !== undefined) return true;
-  return logoutTimes.some((at) => at !== undefined && session.createdAt <= Number(at));
+export async function isSessionEnded(store: KeyValueStore, config: Config, session: Session): Promise<boolean> {
+  const keys = revocationKeys(config, session);
+  const values = await store.getMany([...keys.ended, ...keys.logouts]);
+  if (values.slice(0, keys.ended.length).some((v) => v !== undefined)) return true;
+  return values.slice(keys.ended.length).some((at) => at !== undefined && session.createdAt <= Number(at));
 }
 
-export async function endSession(store: KeyValueStore, session: Session, ttlSeconds: number): Promise<void> {
-  await store.set(endedKey(session.id), '1', ttlSeconds);
+async function setUnderEveryKey(store: KeyValueStore, keys: string[], value: string, ttlSeconds: number): Promise<void> {
+  await Promise.all(keys.map((key) => store.set(key, value, ttlSeconds)));
 }
 
-export async function endProviderSession(store: KeyValueStore, iss: string, sid: string, ttlSeconds: number): Promise<void> {
-  await store.set(providerSessionKey(iss, sid), String(Date.now()), ttlSeconds);
+/**
+ * Raises the instant under each key, never lowers it: a delayed logout token delivered
+ * after a newer one must not revive the sessions the newer one ended.
+ */
+async function raiseUnderEveryKey(store: KeyValueStore, keys: string[], instant: number, ttlSeconds: number): Promise<void> {
+  await Promise.all(
+    keys.map(async (key) => {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const current = await store.get(key);
+        if (current !== undefined && Number(current) >= instant) return;
+        if (await store.compareAndSet(key, current, String(instant), ttlSeconds)) return;
+      }
+      // Five writers in a row moved it: theirs are newer instants, or equal ones.
+    }),
+  );
 }
 
-export async function endSubjectSessions(store: KeyValueStore, iss: string, sub: string, ttlSeconds: number): Promise<void> {
-  await store.set(subjectKey(iss, sub), String(Date.now()), ttlSeconds);
+/** Ends this session (every copy of its cookie) for as long as its cookie could still be presented. */
+export async function endSession(store: KeyValueStore, config: Config, session: Session): Promise<void> {
+  const remaining = Math.ceil((session.createdAt + config.session.absoluteTimeout * 1000 - Date.now()) / 1000);
+  await setUnderEveryKey(store, keysOf(config, { kind: 'ended', sessionId: session.id }), '1', Math.max(1, remaining));
+}
+
+/**
+ * What a verified logout token ends (§2.7): with `sid`, every broker session of that
+ * provider session, plus the sessions of `sub` whose ID token had no `sid` (those cannot
+ * be matched by sid); without `sid`, every session of `sub`. Sessions created at or
+ * before `endedAt` (epoch milliseconds) are over.
+ */
+export async function endByLogoutToken(
+  store: KeyValueStore,
+  config: Config,
+  claims: { iss: string; sid?: string; sub?: string },
+  endedAt: number,
+): Promise<void> {
+  const keys: string[] = [];
+  if (claims.sid) keys.push(...keysOf(config, { kind: 'bcl-sid', iss: claims.iss, sid: claims.sid }));
+  if (claims.sub) keys.push(...keysOf(config, { kind: 'bcl-sub', iss: claims.iss, sub: claims.sub, onlyWithoutSid: !!claims.sid }));
+  // A cookie lives at most the absolute timeout; so must the mark that kills it.
+  await raiseUnderEveryKey(store, keys, endedAt, config.session.absoluteTimeout);
 }

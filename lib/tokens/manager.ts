@@ -169,7 +169,7 @@ async function refuseStale(session: Session, loaded: LoadedRecord, config: Confi
   if (config.anomalyPolicy !== 'end') {
     throw new BrokerError('session_expired', { publicMessage: 'this session was refreshed elsewhere' });
   }
-  await endSession(store, session, config.session.absoluteTimeout);
+  await endSession(store, config, session);
   metrics.sessionsEnded.inc({ reason: 'anomaly' });
   if (loaded.record) await revokeBestEffort(loaded.record.current.refreshToken, config);
   await deleteRecord(session, config, store);
@@ -291,7 +291,7 @@ async function endIndeterminate(session: Session, latest: LoadedRecord, revoke: 
     history: [],
   };
   await writeRecord(session, { ...base, gen: base.gen + 1, indeterminate: true }, latest, config, store);
-  await endSession(store, session, config.session.absoluteTimeout);
+  await endSession(store, config, session);
   metrics.sessionsEnded.inc({ reason: 'expired' });
   // In the background: the provider just failed us, the user should not wait for it again.
   void Promise.all(revoke.map((token) => revokeBestEffort(token, config)));

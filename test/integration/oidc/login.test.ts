@@ -19,8 +19,12 @@ const payloads = JSON.parse(readFileSync(new URL('../../fixtures/return-to-paylo
 };
 const unsafeStrings = payloads.unsafe.filter((p): p is string => typeof p === 'string');
 
-/** `GET /auth/login` over raw HTTP, so that `Host` can be forged (fetch refuses to). */
-function loginWithForgedHost(port: number, forgedHost: string): Promise<{ status: number; location: string }> {
+/**
+ * `GET /auth/login` over raw HTTP, so that `Host` can be forged (fetch refuses to).
+ * `X-Forwarded-*` and `Forwarded` always name `forgedHost`; `Host` does too unless the
+ * real one is given (a forged Host alone is refused: AUDIT L11).
+ */
+function loginWithForgedHost(port: number, forgedHost: string, host = forgedHost): Promise<{ status: number; location: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(
       {
@@ -28,7 +32,7 @@ function loginWithForgedHost(port: number, forgedHost: string): Promise<{ status
         port,
         path: '/auth/login',
         headers: {
-          host: forgedHost,
+          host,
           'x-forwarded-host': forgedHost,
           'x-forwarded-proto': 'https',
           forwarded: `host=${forgedHost};proto=https`,
@@ -109,9 +113,12 @@ describe('GET /auth/login with PAR', () => {
     assert.equal(sessionCookiesSet(response).length, 0, 'no session before the callback');
   });
 
-  test('the redirect URI comes from APP_BASE_URL even with a forged Host / X-Forwarded-Host', async () => {
+  test('the redirect URI comes from APP_BASE_URL even with a forged X-Forwarded-Host; a forged Host is refused', async () => {
     const pushedBefore = pushed.length;
-    const answer = await loginWithForgedHost(stack.broker.port, 'evil.example');
+    const refused = await loginWithForgedHost(stack.broker.port, 'evil.example');
+    assert.equal(refused.status, 400);
+    assert.equal(pushed.length, pushedBefore, 'refused before any call to the provider');
+    const answer = await loginWithForgedHost(stack.broker.port, 'evil.example', new URL(stack.broker.url).host);
     assert.equal(answer.status, 302);
     assert.ok(answer.location.startsWith(stack.idp.issuer), answer.location);
     assert.ok(!answer.location.includes('evil.example'));
@@ -236,7 +243,7 @@ describe('GET /auth/login without PAR', () => {
   });
   after(() => stack.close());
 
-  test('the authorization URL carries the request, with the configured redirect URI despite a forged Host', async () => {
+  test('the authorization URL carries the request, with the configured redirect URI despite a forged X-Forwarded-Host', async () => {
     const metadata = (await (await fetch(`${stack.idp.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     assert.equal(metadata.pushed_authorization_request_endpoint, undefined);
     for (const answer of [
@@ -244,7 +251,7 @@ describe('GET /auth/login without PAR', () => {
         const r = await stack.newBrowser().fetch('/auth/login');
         return { status: r.status, location: r.headers.get('location') ?? '' };
       })(),
-      await loginWithForgedHost(stack.broker.port, 'evil.example'),
+      await loginWithForgedHost(stack.broker.port, 'evil.example', new URL(stack.broker.url).host),
     ]) {
       assert.equal(answer.status, 302);
       const url = new URL(answer.location);

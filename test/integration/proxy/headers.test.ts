@@ -105,6 +105,15 @@ describe('towards the API: never forwarded (header-payloads.json neverToUpstream
         headers.push(['Transfer-Encoding', 'chunked']);
         init = { method: 'POST', body: 'x' };
       }
+      if (lower === 'host') {
+        // A Host other than APP_BASE_URL's is refused before anything is forwarded (AUDIT L11).
+        up.reset();
+        const answer = await rawRequest(stack.broker.url, { path: '/api/open/echo', headers, ...init });
+        assert.equal(answer.status, 400);
+        assert.equal((JSON.parse(answer.body.toString()) as { error: string }).error, 'invalid_request');
+        assert.equal(up.records.length, 0, 'nothing reached the API');
+        return;
+      }
       const { record } = await through('/api/open/echo', headers, init);
       if (own[lower]) {
         own[lower](record);
@@ -169,10 +178,9 @@ describe('towards the API: Connection-named headers (header-payloads.json connec
 });
 
 describe('towards the API: X-Forwarded-* come from configuration', () => {
-  test('from APP_BASE_URL, whatever Host and X-Forwarded-* the browser sent', async () => {
+  test('from APP_BASE_URL, whatever X-Forwarded-* the browser sent', async () => {
     const { record } = await through('/api/open/echo', [
       ...SAME_ORIGIN,
-      ['Host', 'evil.example'],
       ['X-Forwarded-Host', 'evil.example'],
       ['X-Forwarded-Proto', 'https'],
       ['X-Forwarded-For', '203.0.113.9'],
@@ -193,7 +201,8 @@ describe('towards the API: X-Forwarded-* come from configuration', () => {
       BFF_ROUTES: JSON.stringify([{ path: '/api/open', upstream: `${up.url}/b`, auth: 'none' }]),
     });
     try {
-      const { record } = await through('/api/open/echo', [...SAME_ORIGIN, ['X-Forwarded-Proto', 'http'], ['X-Forwarded-Host', brokerHost]]);
+      // The test's broker listens on localhost; the browser names the configured host.
+      const { record } = await through('/api/open/echo', [...SAME_ORIGIN, ['Host', 'app.example.com'], ['X-Forwarded-Proto', 'http'], ['X-Forwarded-Host', brokerHost]]);
       assert.deepEqual(rawValues(record.rawHeaders, 'x-forwarded-proto'), ['https']);
       assert.deepEqual(rawValues(record.rawHeaders, 'x-forwarded-host'), ['app.example.com']);
     } finally {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as jose from 'jose';
 import type { Config } from '../../../lib/config/load.ts';
-import { checkLogoutClaims, verifyLogoutToken } from '../../../lib/oidc/backchannel.ts';
+import { checkLogoutClaims, logoutCutoff, verifyLogoutToken } from '../../../lib/oidc/backchannel.ts';
 
 const ISSUER = 'https://id.example.com';
 const CLIENT_ID = 'cloakroom';
@@ -12,7 +12,10 @@ const CLIENT_SECRET = 'the-client-secret-that-an-attacker-might-know';
 const EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 const KID = 'provider-key-1';
 
-const config = { oidc: { issuer: ISSUER, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET } } as unknown as Config;
+const config = {
+  oidc: { issuer: ISSUER, clientId: CLIENT_ID, clientSecret: CLIENT_SECRET },
+  clock: { tolerance: 30, logoutTokenMaxAge: 300 },
+} as unknown as Config;
 
 interface Case {
   why: string;
@@ -77,10 +80,10 @@ async function assertRefused(token: string, advertised: readonly string[] | unde
 }
 
 describe('verifyLogoutToken: a valid token', () => {
-  it('answers sid, sub, jti and exp', async () => {
+  it('answers sid, sub, jti and iat', async () => {
     const payload = payloadFor();
     const result = await verifyLogoutToken(await sign(payload), config, keys, ['RS256']);
-    assert.deepEqual(result, { sid: 'provider-session-1', sub: 'alice', jti: payload.jti, exp: payload.exp });
+    assert.deepEqual(result, { sid: 'provider-session-1', sub: 'alice', jti: payload.jti, iat: payload.iat });
   });
 
   for (const c of fixtures.accepted) {
@@ -88,7 +91,7 @@ describe('verifyLogoutToken: a valid token', () => {
       const payload = payloadFor(c);
       const result = await verifyLogoutToken(await sign(payload, c.header), config, keys, ['RS256', 'ES256']);
       assert.equal(result.jti, payload.jti);
-      assert.equal(result.exp, payload.exp);
+      assert.equal(result.iat, payload.iat);
       if (c.expect) {
         assert.equal(result.sid, c.expect.sid ? 'provider-session-1' : undefined);
         assert.equal(result.sub, c.expect.sub ? 'alice' : undefined);
@@ -120,9 +123,9 @@ describe('checkLogoutClaims on its own', () => {
 
   it('answers the identifiers of a valid token', () => {
     const sidOnly = payloadFor({ why: 'sid only', unset: ['sub'], set: { jti: 'j1' } }) as jose.JWTPayload;
-    assert.deepEqual(checkLogoutClaims(sidOnly, { alg: 'RS256' }), { sid: 'provider-session-1', sub: undefined, jti: 'j1' });
+    assert.deepEqual(checkLogoutClaims(sidOnly, { alg: 'RS256' }), { sid: 'provider-session-1', sub: undefined, jti: 'j1', iat: sidOnly.iat });
     const subOnly = payloadFor({ why: 'sub only', unset: ['sid'], set: { jti: 'j2' } }) as jose.JWTPayload;
-    assert.deepEqual(checkLogoutClaims(subOnly, { alg: 'RS256', typ: 'logout+jwt' }), { sid: undefined, sub: 'alice', jti: 'j2' });
+    assert.deepEqual(checkLogoutClaims(subOnly, { alg: 'RS256', typ: 'logout+jwt' }), { sid: undefined, sub: 'alice', jti: 'j2', iat: subOnly.iat });
   });
 
   it('refuses a token without iat even if jose did not', () => {
@@ -180,5 +183,48 @@ describe('verifyLogoutToken: signatures and algorithms', () => {
     // A payload swapped under a valid signature.
     const other = (await sign(payloadFor({ why: 'other', set: { sid: 'someone-else' } }))).split('.')[1];
     await assertRefused(`${h}.${other}.${s}`);
+  });
+});
+
+describe('verifyLogoutToken: the clock windows come from the configuration', () => {
+  const withClock = (tolerance: number, logoutTokenMaxAge: number) => ({ ...config, clock: { tolerance, logoutTokenMaxAge } }) as Config;
+
+  it('OIDC_CLOCK_TOLERANCE: a provider clock 100 s ahead passes with 120, not with the default 30', async () => {
+    const token = await sign(payloadFor({ why: 'ahead', offsets: { iat: 100, exp: 220 } }));
+    await assert.rejects(verifyLogoutToken(token, config, keys, ['RS256']));
+    const result = await verifyLogoutToken(token, withClock(120, 300), keys, ['RS256']);
+    assert.equal(result.sid, 'provider-session-1');
+  });
+
+  it('OIDC_LOGOUT_TOKEN_MAX_AGE: a token delivered after 100 s is refused with 60, accepted with 300', async () => {
+    const token = await sign(payloadFor({ why: 'queued', offsets: { iat: -100, exp: 60 } }));
+    await assert.rejects(verifyLogoutToken(token, withClock(0, 60), keys, ['RS256']));
+    assert.equal((await verifyLogoutToken(token, withClock(0, 300), keys, ['RS256'])).sub, 'alice');
+  });
+});
+
+describe('logoutCutoff: which sessions a logout ends', () => {
+  const now = 1_800_000_000_000;
+  const iat = now / 1000;
+
+  it('prompt delivery: sessions created up to now end, none created later', () => {
+    assert.equal(logoutCutoff(iat, 30, now), now);
+    assert.equal(logoutCutoff(iat - 2, 30, now), now);
+  });
+
+  it('iat is whole seconds: a session created later in the same second as the logout ends', () => {
+    // The provider logged out at 12.9 s and wrote iat 12: a session of 12.3 s is older.
+    assert.ok(logoutCutoff(iat, 0, now + 5_000) >= now + 999);
+  });
+
+  it('a delivery queued for minutes spares a session signed in again after the logout', () => {
+    const queuedNow = now + 240_000;
+    const cutoff = logoutCutoff(iat, 30, queuedNow);
+    assert.ok(cutoff < now + 120_000, 'a sign-in 2 minutes after the logout survives');
+    assert.ok(cutoff >= now + 30_000, 'a session created within the clock tolerance of the logout ends');
+  });
+
+  it('a provider clock ahead of the broker never moves the cut-off past the moment of processing', () => {
+    assert.equal(logoutCutoff(iat + 25, 30, now), now);
   });
 });
