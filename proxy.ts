@@ -1,4 +1,4 @@
-import { NextResponse } from 'next/server';
+import { NextResponse } from 'next/server.js';
 import { BrokerError } from './lib/errors.ts';
 import { errorResponse } from './lib/http/responses.ts';
 import { log } from './lib/log.ts';

@@ -9,7 +9,8 @@ const ENV = {
   OIDC_ISSUER: 'https://id.example.com',
   OIDC_CLIENT_ID: 'cloakroom',
   OIDC_CLIENT_SECRET: 'a-client-secret',
-  SESSION_SECRETS: 'x'.repeat(32),
+  SESSION_SECRETS: 'Jq8vN2rX5tLw0cYz3kFh7mPa9sDe4gUb6oIn1RyTqW8',
+    BFF_ROUTES: '[]',
   BFF_ROUTES: '[]',
 };
 

@@ -14,7 +14,8 @@ const configFor = (appBaseUrl: string) =>
     OIDC_ISSUER: 'https://id.example.com',
     OIDC_CLIENT_ID: 'cloakroom',
     OIDC_CLIENT_SECRET: 'a-client-secret',
-    SESSION_SECRETS: 'a'.repeat(32),
+    SESSION_SECRETS: 'Jq8vN2rX5tLw0cYz3kFh7mPa9sDe4gUb6oIn1RyTqW8',
+    BFF_ROUTES: '[]',
   });
 
 describe('isConfiguredHost (test/fixtures/host-payloads.json)', () => {
