@@ -10,7 +10,6 @@ const ENV = {
   OIDC_CLIENT_ID: 'cloakroom',
   OIDC_CLIENT_SECRET: 'a-client-secret',
   SESSION_SECRETS: 'Jq8vN2rX5tLw0cYz3kFh7mPa9sDe4gUb6oIn1RyTqW8',
-    BFF_ROUTES: '[]',
   BFF_ROUTES: '[]',
 };
 
