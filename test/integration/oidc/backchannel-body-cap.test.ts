@@ -45,7 +45,7 @@ describe('back-channel logout: the body is refused before the provider is called
       OIDC_ALLOW_INSECURE_HTTP: 'true',
       OIDC_CLIENT_ID: 'cloakroom',
       OIDC_CLIENT_SECRET: 'a-client-secret',
-      SESSION_SECRETS: 'x'.repeat(32),
+      SESSION_SECRETS: 'Jq8vN2rX5tLw0cYz3kFh7mPa9sDe4gUb6oIn1RyTqW8',
       BFF_ROUTES: '[]',
     });
   });
