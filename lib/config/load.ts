@@ -124,7 +124,7 @@ function readRoutes(e: Partial<RawEnv>, problems: string[]): Route[] {
       return [];
     }
   }
-  const table = parseRouteTable(routeInput);
+  const table = parseRouteTable(routeInput, { allowInsecureUpstream: e.BFF_ALLOW_INSECURE_UPSTREAM ?? false });
   if (table.ok) return table.routes;
   problems.push(...table.problems.map((p) => `${source} ${p}`));
   return [];
