@@ -1,4 +1,4 @@
-import { PassThrough, Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { Agent, errors as undiciErrors, request as undiciRequest } from 'undici';
 import { BrokerError } from '../errors.ts';
 import type { Route } from './route-table.ts';
@@ -67,22 +67,36 @@ export async function forward(
   options: ForwardOptions,
 ): Promise<UpstreamAnswer> {
   const settle = once(options.onSettled);
+  // M8: one deadline for everything before the answer's headers — waiting for a pooled
+  // connection (undici's own timers start only once a socket is assigned, so a saturated
+  // pool would otherwise queue forever), connecting, and the API's think time. An upload
+  // that is still moving pushes it back (below), as undici's headers timeout does, so a
+  // large upload on a slow link is not cut off. It is cleared once the headers are in:
+  // the body is then bounded by the idle timeouts.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new DeadlineExceeded()), route.timeoutMs);
+  let answered = false;
   const sendsBody = body !== null && method !== 'GET' && method !== 'HEAD';
   const upload = sendsBody ? Readable.fromWeb(body as import('node:stream/web').ReadableStream) : null;
-  // undici destroys the body it was given when the request fails. Given a PassThrough, it
-  // destroys only that, and the browser's body can still be drained below.
-  const sent = upload ? new PassThrough() : null;
+  // undici destroys the body it was given when the request fails. Given its own stream,
+  // it destroys only that, and the browser's body can still be drained below. That
+  // stream takes a chunk only when undici has taken the one before (backpressure), so a
+  // chunk passing through it is upload progress: none passes while the request waits
+  // for a connection.
+  const sent = upload
+    ? new Transform({
+        transform(chunk, _encoding, callback) {
+          // Not once answered: refreshing a cleared timer would re-arm it.
+          if (!answered) timer.refresh();
+          callback(null, chunk);
+        },
+      })
+    : null;
   if (upload && sent) {
     // The browser going away mid-upload fails the upstream request too.
     upload.on('error', (error) => sent.destroy(error));
     upload.pipe(sent);
   }
-  // M8: one deadline for everything before the answer's headers — waiting for a pooled
-  // connection (undici's own timers start only once a socket is assigned, so a saturated
-  // pool would otherwise queue forever), connecting, and the API's think time. It is
-  // cleared once the headers are in: the body is then bounded by the idle timeouts.
-  const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(new DeadlineExceeded()), route.timeoutMs);
   const streaming = isStreaming(route, headers);
   try {
     const answer = await undiciRequest(url, {
@@ -96,6 +110,7 @@ export async function forward(
       bodyTimeout: route.timeoutMs,
       maxRedirections: 0,
     } as Parameters<typeof undiciRequest>[1]);
+    answered = true;
     clearTimeout(timer);
     if (answer.statusCode < 200 || answer.statusCode > 599) {
       // A status a Response cannot carry (999, an unasked-for 1xx) is a broken upstream.
@@ -113,6 +128,7 @@ export async function forward(
       body: empty ? null : pulledFrom(answer.body, route.timeoutMs, settle),
     };
   } catch (error) {
+    answered = true;
     clearTimeout(timer);
     settle();
     // The browser's body may still be arriving: read it to the end and drop it, as Node

@@ -112,3 +112,37 @@ test('a browser that stops reading has its answer cancelled and the upstream con
     reader.close();
   }
 });
+
+test('an upload that keeps moving for longer than timeoutMs is not cut off by the deadline', async () => {
+  const { request } = await import('node:http');
+  const target = new URL(stack.broker.url);
+  const chunk = Buffer.alloc(8 * 1024, 0x62);
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request({
+      host: target.hostname,
+      port: target.port,
+      method: 'POST',
+      path: '/api/normal/upload',
+      headers: { 'x-csrf': '1', 'sec-fetch-site': 'same-origin', 'content-type': 'application/octet-stream' },
+      agent: false,
+      signal: AbortSignal.timeout(15_000),
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    // 12 chunks, 250 ms apart: 3 s in all for a 1 s timeoutMs, never idle for 1 s.
+    let sent = 0;
+    const next = () => {
+      if (sent === 12) return void req.end();
+      sent += 1;
+      req.write(chunk);
+      setTimeout(next, 250);
+    };
+    next();
+  });
+  assert.equal(answer.status, 200, answer.body);
+  assert.equal((JSON.parse(answer.body) as { size: number }).size, 12 * chunk.length);
+});
