@@ -131,9 +131,10 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     const contentLength = request.headers.get('content-length');
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
-    const release = admitExchange(route, sessionId);
     let answer: UpstreamAnswer;
     try {
+      // Admitted inside the try: a call refused here still carries the cookie of a refresh it made.
+      const release = admitExchange(route, sessionId);
       answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, { signal: request.signal, onSettled: release });
     } finally {
       // Written once the API has answered (or failed), from the newest state known then:

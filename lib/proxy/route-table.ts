@@ -74,11 +74,11 @@ const MAX_TIMEOUT_MS = 600_000;
 /**
  * Defaults of `maxConcurrent` and `maxConcurrentPerSession`. The pool of ordinary
  * answers holds 128 connections per upstream origin: one route alone cannot take all of
- * them, and one session (a browser opens 6 HTTP/1.1 connections, an HTTP/2 page rarely
- * more than a few dozen calls at once) cannot take a route's share.
+ * them. One session cannot take a route's whole share, while a dashboard that fires
+ * fifty calls at once over HTTP/2 (100 streams per connection) is still served.
  */
 const DEFAULT_MAX_CONCURRENT = 100;
-const DEFAULT_MAX_CONCURRENT_PER_SESSION = 16;
+const DEFAULT_MAX_CONCURRENT_PER_SESSION = 64;
 const MAX_CONCURRENT_LIMIT = 100_000;
 
 const FIELDS = [

@@ -3,7 +3,7 @@
  * route, held open at once. One signed-in user (or, on `auth: none`, anyone) could open
  * event streams or slow downloads until the API's connections were gone. Now each route
  * admits at most `maxConcurrent` exchanges (default 100) and `maxConcurrentPerSession`
- * per session (default 16); beyond, 429 `rate_limited` with `Retry-After`, and the API
+ * per session (default 64); beyond, 429 `rate_limited` with `Retry-After`, and the API
  * never sees the request.
  */
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { startStack, type BrowserClient, type Stack } from '../helpers/stack.ts'
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 
 const EVENT_STREAM = '/sse?count=100000&interval=300';
-const DEFAULT_PER_SESSION = 16;
+const DEFAULT_PER_SESSION = 64;
 
 let stack: Stack;
 let up: TestUpstream;

@@ -407,7 +407,7 @@ describe('parseRouteTable: forwardHeaders (M9)', () => {
     assert.equal(route?.forwardHeaders.size, 0);
     assert.equal(route?.streaming, false);
     assert.equal(route?.maxConcurrent, 100);
-    assert.equal(route?.maxConcurrentPerSession, 16);
+    assert.equal(route?.maxConcurrentPerSession, 64);
   });
 
   const payloads = JSON.parse(readFileSync(new URL('../../fixtures/header-payloads.json', import.meta.url), 'utf8')) as {
