@@ -69,8 +69,11 @@ test('130 event streams to one API do not stop a normal call to it from answerin
   const streams = await holdMany(EVENT_STREAM, { accept: 'text/event-stream' });
   try {
     assert.ok(streams.every((s) => s.status === 200));
-    const answer = await rawRequest(stack.broker.url, { path: '/api/normal/echo', headers: SAME_ORIGIN });
-    assert.equal(answer.status, 200, answer.body.toString());
+    // Another route to the API, and the very route 65 of the streams are on.
+    for (const path of ['/api/normal/echo', '/api/live-a/echo']) {
+      const answer = await rawRequest(stack.broker.url, { path, headers: SAME_ORIGIN });
+      assert.equal(answer.status, 200, `${path}: ${answer.body.toString()}`);
+    }
     assert.ok(streams.every((s) => !s.ended), 'the streams are still open');
   } finally {
     for (const stream of streams) stream.close();
