@@ -144,7 +144,7 @@ function readRoutes(e: Partial<RawEnv>, problems: string[], publicOrigin: boolea
       return [];
     }
   }
-  const table = parseRouteTable(routeInput);
+  const table = parseRouteTable(routeInput, { allowInsecureUpstream: e.BFF_ALLOW_INSECURE_UPSTREAM ?? false });
   if (table.ok) return table.routes;
   problems.push(...table.problems.map((p) => `${source} ${p}`));
   return [];

@@ -1,4 +1,4 @@
-import { PassThrough, Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { Agent, errors as undiciErrors, request as undiciRequest } from 'undici';
 import { BrokerError } from '../errors.ts';
 import type { Route } from './route-table.ts';
@@ -7,12 +7,25 @@ import type { Route } from './route-table.ts';
  * The forward itself: undici's pooled keep-alive `request`, streaming both ways.
  * No redirect is ever followed (the browser gets the 3xx as it is), no body is
  * buffered, and a browser that goes away cancels the upstream request.
+ *
+ * Two pools (M8): long-lived answers (server-sent events, a streaming route) hold their
+ * connection for minutes, so they get their own, and however many are open they cannot
+ * take the connections that ordinary calls to the same API need. Per-route and
+ * per-session caps (lib/proxy/concurrency.ts) bound how many each may hold.
  */
-const agent = new Agent({
+const ordinaryPool = new Agent({
   keepAliveTimeout: 10_000,
   keepAliveMaxTimeout: 60_000,
   connections: 128,
-  // Upstreams are configured origins; the per-route timeout bounds connecting too.
+  // An upper bound only: the route's deadline (below) covers connecting too, and is
+  // usually shorter.
+  connect: { timeout: 10_000 },
+});
+
+const streamingPool = new Agent({
+  keepAliveTimeout: 10_000,
+  keepAliveMaxTimeout: 60_000,
+  connections: 1024,
   connect: { timeout: 10_000 },
 });
 
@@ -22,8 +35,28 @@ export interface UpstreamAnswer {
   body: ReadableStream<Uint8Array> | null;
 }
 
+export interface ForwardOptions {
+  /** The browser's request went away: the upstream exchange is abandoned. */
+  signal: AbortSignal;
+  /** Called once when the exchange is over: failed, answered without a body, or its body ended, failed or was cancelled. */
+  onSettled?: () => void;
+}
+
 /** Statuses whose answers have no body (RFC 9110 §6.4.1). */
 const NO_BODY = new Set([101, 103, 204, 205, 304]);
+
+/** Whether a request asks for a long-lived answer: a streaming route, or an EventSource (WHATWG HTML §9.2). */
+export function isStreaming(route: Route, headers: Headers): boolean {
+  return route.streaming || (headers.get('accept') ?? '').toLowerCase().includes('text/event-stream');
+}
+
+/** Why the deadline fired: told apart from the browser's own abort. */
+class DeadlineExceeded extends Error {
+  constructor() {
+    super('the upstream deadline passed');
+    this.name = 'DeadlineExceeded';
+  }
+}
 
 export async function forward(
   url: URL,
@@ -31,43 +64,73 @@ export async function forward(
   headers: Headers,
   body: ReadableStream<Uint8Array> | null,
   route: Route,
-  signal: AbortSignal,
+  options: ForwardOptions,
 ): Promise<UpstreamAnswer> {
+  const settle = once(options.onSettled);
+  // M8: one deadline for everything before the answer's headers — waiting for a pooled
+  // connection (undici's own timers start only once a socket is assigned, so a saturated
+  // pool would otherwise queue forever), connecting, and the API's think time. An upload
+  // that is still moving pushes it back (below), as undici's headers timeout does, so a
+  // large upload on a slow link is not cut off. It is cleared once the headers are in:
+  // the body is then bounded by the idle timeouts.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(new DeadlineExceeded()), route.timeoutMs);
+  let answered = false;
   const sendsBody = body !== null && method !== 'GET' && method !== 'HEAD';
   const upload = sendsBody ? Readable.fromWeb(body as import('node:stream/web').ReadableStream) : null;
-  // undici destroys the body it was given when the request fails. Given a PassThrough, it
-  // destroys only that, and the browser's body can still be drained below.
-  const sent = upload ? new PassThrough() : null;
+  // undici destroys the body it was given when the request fails. Given its own stream,
+  // it destroys only that, and the browser's body can still be drained below. That
+  // stream takes a chunk only when undici has taken the one before (backpressure), so a
+  // chunk passing through it is upload progress: none passes while the request waits
+  // for a connection.
+  const sent = upload
+    ? new Transform({
+        transform(chunk, _encoding, callback) {
+          // Not once answered: refreshing a cleared timer would re-arm it.
+          if (!answered) timer.refresh();
+          callback(null, chunk);
+        },
+      })
+    : null;
   if (upload && sent) {
     // The browser going away mid-upload fails the upstream request too.
     upload.on('error', (error) => sent.destroy(error));
     upload.pipe(sent);
   }
+  const streaming = isStreaming(route, headers);
   try {
     const answer = await undiciRequest(url, {
-      dispatcher: agent,
+      dispatcher: streaming ? streamingPool : ordinaryPool,
       method: method as 'GET',
       headers: Object.fromEntries(headers),
       body: sent,
-      signal,
+      signal: AbortSignal.any([options.signal, deadline.signal]),
       headersTimeout: route.timeoutMs,
-      // Between two chunks; a server-sent-events stream must send within this.
+      // Between two chunks from the API; a server-sent-events stream must send within this.
       bodyTimeout: route.timeoutMs,
       maxRedirections: 0,
     } as Parameters<typeof undiciRequest>[1]);
+    answered = true;
+    clearTimeout(timer);
     if (answer.statusCode < 200 || answer.statusCode > 599) {
       // A status a Response cannot carry (999, an unasked-for 1xx) is a broken upstream.
       answer.body.resume();
       throw new BrokerError('upstream_unavailable', { publicMessage: 'the API answered with an invalid status' });
     }
     const empty = method === 'HEAD' || NO_BODY.has(answer.statusCode);
-    if (empty) answer.body.resume();
+    if (empty) {
+      answer.body.resume();
+      settle();
+    }
     return {
       status: answer.statusCode,
       headers: answer.headers,
-      body: empty ? null : pulledFrom(answer.body),
+      body: empty ? null : pulledFrom(answer.body, route.timeoutMs, settle),
     };
   } catch (error) {
+    answered = true;
+    clearTimeout(timer);
+    settle();
     // The browser's body may still be arriving: read it to the end and drop it, as Node
     // does with a body nobody read, so that the browser's connection is not left
     // stalled behind it (its next request on that keep-alive connection would hang).
@@ -75,8 +138,17 @@ export async function forward(
       upload.unpipe();
       upload.resume();
     }
-    throw classify(error);
+    throw classify(error, deadline.signal);
   }
+}
+
+function once(callback: (() => void) | undefined): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    callback?.();
+  };
 }
 
 /**
@@ -86,30 +158,60 @@ export async function forward(
  * stream and throws ERR_INVALID_STATE as an uncaught exception — a disconnect timed by
  * a client must not be able to do that to the server process. Cancelling ends the
  * iterator, which destroys undici's body and so aborts the upstream request.
+ *
+ * Idle-write timeout (M8): a browser that has not taken the next chunk within
+ * `idleMs` — a slow reader holding its TCP window shut — has its answer cancelled,
+ * which frees the upstream connection. undici's own body timeout cannot do this: it
+ * does not run while backpressure pauses the socket.
  */
-function pulledFrom(body: Readable): ReadableStream<Uint8Array> {
+function pulledFrom(body: Readable, idleMs: number, settle: () => void): ReadableStream<Uint8Array> {
   const chunks = body[Symbol.asyncIterator]();
   let cancelled = false;
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await chunks.next();
-        if (cancelled) return;
-        if (done) controller.close();
-        else controller.enqueue(value as Uint8Array);
-      } catch (error) {
-        if (!cancelled) controller.error(error);
-      }
-    },
-    async cancel() {
-      cancelled = true;
+  let idle: NodeJS.Timeout | undefined;
+  const stop = async () => {
+    cancelled = true;
+    clearTimeout(idle);
+    try {
       await chunks.return?.();
+    } finally {
+      settle();
+    }
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        clearTimeout(idle);
+        try {
+          const { done, value } = await chunks.next();
+          if (cancelled) return;
+          if (done) {
+            controller.close();
+            settle();
+            return;
+          }
+          controller.enqueue(value as Uint8Array);
+          idle = setTimeout(() => {
+            if (cancelled) return;
+            controller.error(new BrokerError('upstream_timeout', { publicMessage: 'the browser stopped reading the answer' }));
+            void stop();
+          }, idleMs);
+        } catch (error) {
+          if (!cancelled) {
+            controller.error(error);
+            settle();
+          }
+        }
+      },
+      cancel: stop,
     },
-  });
+    // One chunk ahead at most: the next pull is the browser's side taking the last one.
+    { highWaterMark: 1 },
+  );
 }
 
-function classify(error: unknown): BrokerError {
+function classify(error: unknown, deadline: AbortSignal): BrokerError {
   if (error instanceof BrokerError) return error;
+  if (deadline.aborted) return new BrokerError('upstream_timeout', { cause: error });
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.ConnectTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return new BrokerError('upstream_timeout', { cause: error });
   }

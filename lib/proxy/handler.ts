@@ -9,6 +9,7 @@ import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
 import type { Session } from '../session/session.ts';
+import { admitExchange } from './concurrency.ts';
 import { forward, type UpstreamAnswer } from './forward.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
@@ -35,13 +36,35 @@ async function cookiesToWrite({ session, loaded }: PendingWrite, config: Config,
 }
 
 /**
+ * The cookie to write, or none when it cannot be computed (the store unreachable, a seal
+ * refused). By then the API has answered, and may have acted on the call (an order
+ * placed): its answer is delivered rather than replaced by an error, which would also
+ * leave the pooled upstream connection held by a body nobody reads. The browser keeps
+ * its cookie; a refresh this request made is adopted by the next one through the
+ * successor record, as for an answer that was lost.
+ */
+async function cookiesOrNone(pending: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
+  try {
+    return await cookiesToWrite(pending, config, store);
+  } catch (error) {
+    log.warn('session_cookie_not_written', {
+      errorName: error instanceof Error ? error.name : typeof error,
+      errorCode: error instanceof BrokerError ? error.code : undefined,
+    });
+    return [];
+  }
+}
+
+/**
  * Any method on `/api/...`: the proxy, as a pipeline whose cheap refusals come first.
  *   1. csrf     — `X-CSRF: 1`, no cross-site fetch metadata, no foreign Origin
- *   2. route    — longest prefix at a segment boundary; method allowed
+ *   2. route    — longest prefix at a segment boundary, not shadowing a longer route; method allowed
  *   3. path     — the remainder cannot leave the route's upstream base
  *   4. session  — required / optional / none
  *   5. token    — fresh for the route's resource, refreshed at most once
- *   6. forward  — headers cleaned both ways, bodies streamed, redirects passed back
+ *   6. admit    — within the route's and the session's concurrency caps
+ *   7. forward  — headers allow-listed towards the API, cleaned towards the browser,
+ *                 private answers kept private, bodies streamed, redirects passed back
  * Nothing reaches the API unless every step passed.
  */
 export async function handleProxy(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
@@ -54,8 +77,10 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     if (!matched) throw new BrokerError('not_found');
     const { route, remainder } = matched;
     if (shadowsLongerRoute(config.routes, url.pathname, route)) {
-      // `/api/orders;x/delete` would match `/api` and reach a server that drops `;x`
-      // (Tomcat, Spring): the `/api/orders` route's methods and auth would be skipped.
+      // `/api/orders;x/delete`, `/api/ORDERS/x`, `/api/orders./x` would match `/api` and
+      // reach a server that reads them as `/orders/...` (Tomcat, Express, IIS): the
+      // `/api/orders` route's methods and auth would be skipped.
+      log.warn('proxy_path_refused', { route: route.path, reason: 'it would select another route on a lenient server', pathLength: url.pathname.length });
       throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
     }
     if (!route.methods.has(request.method)) {
@@ -63,11 +88,14 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     }
     const target = buildUpstreamUrl(route, remainder, url.search);
     if (!target.ok) {
-      log.warn('proxy_path_refused', { route: route.path, reason: target.reason });
+      // The reason names a category and a position, never the path or query text (L9):
+      // both may carry personal data or an API key.
+      log.warn('proxy_path_refused', { route: route.path, reason: target.reason, pathLength: remainder.length, queryLength: url.search.length });
       throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
     }
 
     let accessToken: string | undefined;
+    let sessionId: string | undefined;
     /** A session cookie this answer must write: refreshed tokens or idle activity. */
     let pending: PendingWrite | undefined;
     if (route.auth === 'none') await limitApiCall(request, config, undefined);
@@ -91,6 +119,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
           throw error;
         }
         accessToken = grant.token.value;
+        sessionId = loaded.session.id;
         if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded };
       }
     }
@@ -101,18 +130,21 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
       // reach an API that builds links from it).
       forwardedProto: config.forwarded.proto,
       forwardedHost: config.forwarded.host,
+      forwardHeaders: route.forwardHeaders,
     });
     const contentLength = request.headers.get('content-length');
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
     let answer: UpstreamAnswer;
     try {
-      answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, request.signal);
+      // Admitted inside the try: a call refused here still carries the cookie of a refresh it made.
+      const release = admitExchange(route, sessionId);
+      answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, { signal: request.signal, onSettled: release });
     } finally {
       // Written once the API has answered (or failed), from the newest state known then:
       // other requests may have refreshed this session meanwhile, and an answer that
       // arrives last must not leave the browser holding a spent refresh token.
-      if (pending) setCookies.push(...(await cookiesToWrite(pending, config, store)));
+      if (pending) setCookies.push(...(await cookiesOrNone(pending, config, store)));
     }
     const headers = headersForBrowser(answer.headers, { authenticated: accessToken !== undefined });
     for (const cookie of setCookies) headers.append('set-cookie', cookie);

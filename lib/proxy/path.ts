@@ -81,30 +81,29 @@ function formsOf(segment: string): string[] | string {
   return forms;
 }
 
-/** Why a segment of the remainder is refused, or undefined. */
+/**
+ * Why a segment of the remainder is refused, or undefined. Reasons are for the log and
+ * name a category and a decoding depth, never the text: a path or a query may hold
+ * personal data or an API key (L9).
+ */
 function segmentProblem(segment: string): string | undefined {
   const forms = formsOf(segment);
   if (typeof forms === 'string') return forms;
   for (const [what, found] of FORM_CHECKS) {
     const index = forms.findIndex(found);
     if (index === 0) return `it is or holds ${what}`;
-    if (index > 0) return `a decoded form ${shown(forms[index] as string)} is or holds ${what}`;
+    if (index > 0) return `a decoded form (${index} of ${forms.length - 1}) is or holds ${what}`;
   }
   return undefined;
 }
 
-/** A bad value for a log line: quoted, escaped, cut. */
-function shown(text: string): string {
-  return JSON.stringify(text.length > 100 ? `${text.slice(0, 100)}…` : text);
-}
-
 function remainderProblem(remainder: string): string | undefined {
   if (remainder === '') return undefined;
-  if (!remainder.startsWith('/')) return `the path rest ${shown(remainder)} must start with "/"`;
+  if (!remainder.startsWith('/')) return 'the path rest must start with "/"';
   if (!RAW_PATH_CHARACTERS.test(remainder)) {
-    return `the path rest ${shown(remainder)} holds a character a URL never carries raw (space, control, non-ASCII, "\\", "?", "#")`;
+    return 'the path rest holds a character a URL never carries raw (space, control, non-ASCII, "\\", "?", "#")';
   }
-  if (MALFORMED_PERCENT.test(remainder)) return `the path rest ${shown(remainder)} holds a "%" that starts no %XX escape`;
+  if (MALFORMED_PERCENT.test(remainder)) return 'the path rest holds a "%" that starts no %XX escape';
   const segments = remainder.slice(1).split('/');
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i] as string;
@@ -112,19 +111,19 @@ function remainderProblem(remainder: string): string | undefined {
     // `//host` is a network-path reference and `a//b` collapses differently per server.
     if (segment === '') {
       if (i === segments.length - 1) continue;
-      return `the path rest ${shown(remainder)} has an empty segment ("//")`;
+      return `the path rest has an empty segment ("//") at segment ${i + 1}`;
     }
     const problem = segmentProblem(segment);
-    if (problem) return `segment ${shown(segment)} of the path rest is refused: ${problem}`;
+    if (problem) return `segment ${i + 1} of the path rest (${segment.length} characters) is refused: ${problem}`;
   }
   return undefined;
 }
 
 function searchProblem(search: string): string | undefined {
   if (search === '') return undefined;
-  if (!search.startsWith('?')) return `the query ${shown(search)} must start with "?"`;
+  if (!search.startsWith('?')) return 'the query must start with "?"';
   if (!RAW_SEARCH_CHARACTERS.test(search)) {
-    return `the query ${shown(search)} holds a character a URL never carries raw (space, control, non-ASCII, "#")`;
+    return 'the query holds a character a URL never carries raw (space, control, non-ASCII, "#")';
   }
   return undefined;
 }
@@ -151,14 +150,14 @@ export function buildUpstreamUrl(route: Route, remainder: string, search: string
   try {
     url = new URL(composed);
   } catch {
-    return { ok: false, reason: `the upstream URL ${shown(composed)} does not parse` };
+    return { ok: false, reason: 'the upstream URL does not parse' };
   }
-  if (url.origin !== origin) return { ok: false, reason: `the upstream URL ${shown(composed)} left the upstream origin` };
+  if (url.origin !== origin) return { ok: false, reason: 'the upstream URL left the upstream origin' };
   const underBase =
     basePath === '' || url.pathname === basePath || url.pathname.startsWith(`${basePath}/`);
-  if (!underBase) return { ok: false, reason: `the upstream URL ${shown(composed)} left the base path` };
+  if (!underBase) return { ok: false, reason: 'the upstream URL left the base path' };
   if (url.href !== composed) {
-    return { ok: false, reason: `the upstream URL ${shown(composed)} would be sent as ${shown(url.href)}` };
+    return { ok: false, reason: 'the upstream URL would be sent re-encoded or normalised' };
   }
   return { ok: true, url };
 }

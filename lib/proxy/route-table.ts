@@ -5,6 +5,7 @@
  * fixes a bad table in one round instead of one error per restart.
  */
 import { z } from 'zod';
+import { neverForwardedReason, REQUEST_HEADERS_FORWARDED } from './headers.ts';
 
 export type AuthMode = 'required' | 'optional' | 'none';
 
@@ -22,9 +23,28 @@ export type Route = Readonly<{
   resource: string | undefined;
   /** Scopes this API needs; requested at sign-in together with OIDC_SCOPES. */
   scopes: readonly string[];
-  /** How long the upstream may take before the answer is 504 `upstream_timeout`. */
+  /**
+   * The deadline of one upstream exchange, in milliseconds: queueing for a pooled
+   * connection, connecting and the answer's headers together (then 504
+   * `upstream_timeout`); afterwards, the longest gap allowed between two chunks of the
+   * body, on either side — the API sending the next, or the browser taking it.
+   */
   timeoutMs: number;
+  /** Extra browser request headers this API receives (lower case), beyond the built-in allow-list. */
+  forwardHeaders: ReadonlySet<string>;
+  /** Answers are long-lived streams (server-sent events, long downloads): they use their own connection pool. */
+  streaming: boolean;
+  /** Upstream exchanges in flight on this route at once, all users together; beyond: 429 `rate_limited`. */
+  maxConcurrent: number;
+  /** Upstream exchanges in flight on this route at once for one session; beyond: 429 `rate_limited`. */
+  maxConcurrentPerSession: number;
 }>;
+
+/** What the route table's validation needs from the rest of the configuration. */
+export interface RouteTableOptions {
+  /** BFF_ALLOW_INSECURE_UPSTREAM: `http:` upstreams may receive tokens although not on loopback. */
+  allowInsecureUpstream?: boolean;
+}
 
 export type RouteTableResult = { ok: true; routes: Route[] } | { ok: false; problems: string[] };
 
@@ -51,7 +71,29 @@ const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(['TRACE', 'TRACK', 'CONNE
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_TIMEOUT_MS = 600_000;
 
-const FIELDS = ['path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs'] as const;
+/**
+ * Defaults of `maxConcurrent` and `maxConcurrentPerSession`. The pool of ordinary
+ * answers holds 128 connections per upstream origin: one route alone cannot take all of
+ * them. One session cannot take a route's whole share, while a dashboard that fires
+ * fifty calls at once over HTTP/2 (100 streams per connection) is still served.
+ */
+const DEFAULT_MAX_CONCURRENT = 100;
+const DEFAULT_MAX_CONCURRENT_PER_SESSION = 64;
+const MAX_CONCURRENT_LIMIT = 100_000;
+
+const FIELDS = [
+  'path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs',
+  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession',
+] as const;
+
+/** RFC 9110 §5.1 field-name: a token. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** A whole number field with a range, and its message. */
+function boundedInteger(what: string, min: number, max: number, fallback: number) {
+  const message = (issue: { input?: unknown }) => `must be a whole number of ${what} between ${min} and ${max}, got ${shown(issue.input)}`;
+  return z.number({ error: message }).int({ error: message }).min(min, { error: message }).max(max, { error: message }).default(fallback);
+}
 
 /** A short, quoted rendering of a bad value for a message (long strings are cut). */
 function shown(value: unknown): string {
@@ -97,6 +139,12 @@ function pathProblems(path: string): string[] {
   if (path.includes('//')) problems.push(`must not contain an empty segment "//", got ${shown(path)}`);
   if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
     problems.push(`must not contain "." or ".." segments, got ${shown(path)}`);
+  }
+  const segments = path.split('/');
+  if (segments.some((segment) => segment !== '.' && segment !== '..' && (segment.endsWith('.') || segment.includes(';')))) {
+    // Servers that drop trailing dots or `;` parameters would read such a route's path
+    // as another one, and the shadow check (L4) would refuse every request to it.
+    problems.push(`must not have a segment ending in "." or holding ";", got ${shown(path)}`);
   }
   if (path.includes('%') || path.includes('\\')) {
     // Requests are matched on their raw, encoded path; an encoded prefix would match
@@ -237,6 +285,24 @@ const routeSchema = z.strictObject(
       .min(1, { error: (issue) => `must be between 1 and ${MAX_TIMEOUT_MS} milliseconds, got ${shown(issue.input)}` })
       .max(MAX_TIMEOUT_MS, { error: (issue) => `must be between 1 and ${MAX_TIMEOUT_MS} milliseconds, got ${shown(issue.input)}` })
       .default(DEFAULT_TIMEOUT_MS),
+    forwardHeaders: z
+      .array(
+        z
+          .string({ error: (issue) => `must be a header name like "x-tenant", got ${shown(issue.input)}` })
+          .superRefine((name, ctx) => {
+            if (!HEADER_NAME.test(name)) {
+              ctx.addIssue({ code: 'custom', message: `must be a header name (letters, digits, -), got ${shown(name)}` });
+              return;
+            }
+            const why = neverForwardedReason(name.toLowerCase());
+            if (why) ctx.addIssue({ code: 'custom', message: `${shown(name)} may never be forwarded: ${why}; remove it` });
+          }),
+        { error: (issue) => `must be an array of header names like ["x-tenant"], got ${shown(issue.input)}` },
+      )
+      .default([]),
+    streaming: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
+    maxConcurrent: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT),
+    maxConcurrentPerSession: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT_PER_SESSION),
   },
   {
     error: (issue) =>
@@ -245,6 +311,25 @@ const routeSchema = z.strictObject(
         : `must be an object like {"path": "/api/orders", "upstream": "https://orders.internal/v1"}, got ${shown(issue.input)}`,
   },
 );
+
+/** Loopback hosts: traffic to them never leaves the machine. */
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]';
+}
+
+/**
+ * L5: a route that attaches the user's bearer token to an `http:` upstream off the
+ * machine sends it in cleartext to anyone on the path (RFC 6750 §5.3: bearer tokens need
+ * TLS). Refused unless the operator says the network is trusted. The message names the
+ * route, not the URL (configuration problems end up in logs).
+ */
+function cleartextTokenProblem(path: string, upstream: URL, auth: AuthMode, options: RouteTableOptions): string | undefined {
+  if (upstream.protocol !== 'http:' || auth === 'none' || isLoopback(upstream.hostname) || options.allowInsecureUpstream) return undefined;
+  return (
+    `the route ${shown(path)} (auth "${auth}") would send users' access tokens over cleartext http to a host that is not loopback: ` +
+    'use an https upstream, or set BFF_ALLOW_INSECURE_UPSTREAM=true if the network to it is trusted'
+  );
+}
 
 /** `route[2].methods[0]` */
 function fieldName(index: number, path: readonly PropertyKey[]): string {
@@ -257,7 +342,7 @@ function fieldName(index: number, path: readonly PropertyKey[]): string {
  * Validates a route table (the parsed JSON of `BFF_ROUTES` / `BFF_ROUTES_FILE`). The
  * routes come back longest path first: `matchRoute` relies on that order.
  */
-export function parseRouteTable(input: unknown): RouteTableResult {
+export function parseRouteTable(input: unknown, options: RouteTableOptions = {}): RouteTableResult {
   if (!Array.isArray(input)) {
     return { ok: false, problems: [`must be a JSON array of routes like [{"path": "/api/orders", "upstream": "https://orders.internal/v1"}], got ${shown(input)}`] };
   }
@@ -270,7 +355,9 @@ export function parseRouteTable(input: unknown): RouteTableResult {
     if (!result.success) {
       for (const issue of result.error.issues) problems.push(`${fieldName(index, issue.path)}: ${issue.message}`);
     } else {
-      const { path, upstream, auth, methods, resource, scopes, timeoutMs } = result.data;
+      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession } = result.data;
+      const cleartext = cleartextTokenProblem(path, upstream, auth, options);
+      if (cleartext) problems.push(`route[${index}].upstream: ${cleartext}`);
       routes.push(
         Object.freeze({
           path,
@@ -280,15 +367,22 @@ export function parseRouteTable(input: unknown): RouteTableResult {
           resource,
           scopes: Object.freeze([...scopes]),
           timeoutMs,
+          // The built-in allow-list needs no repeating; kept lower case for the per-request lookup.
+          forwardHeaders: new Set(forwardHeaders.map((name) => name.toLowerCase()).filter((name) => !REQUEST_HEADERS_FORWARDED.has(name))),
+          streaming,
+          maxConcurrent,
+          maxConcurrentPerSession: Math.min(maxConcurrentPerSession, maxConcurrent),
         }),
       );
     }
     // Checked on every entry with a string path, valid or not, so that all problems show at once.
     const path = (entry as { path?: unknown } | null)?.path;
     if (typeof path === 'string') {
-      const first = firstIndexOfPath.get(path);
-      if (first === undefined) firstIndexOfPath.set(path, index);
-      else problems.push(`route[${index}].path: ${shown(path)} is already the path of route[${first}]; each path may appear only once`);
+      // Compared case-folded: servers that route case-insensitively see one path (L4),
+      // and `shadowsLongerRoute` would then refuse every request to both.
+      const first = firstIndexOfPath.get(path.toLowerCase());
+      if (first === undefined) firstIndexOfPath.set(path.toLowerCase(), index);
+      else problems.push(`route[${index}].path: ${shown(path)} is already the path of route[${first}] (paths are compared ignoring letter case); each path may appear only once`);
     }
   });
 
@@ -318,13 +412,48 @@ export function matchRoute(routes: readonly Route[], pathname: string): { route:
 }
 
 /**
- * Whether `pathname` holds `;` path parameters (RFC 3986 §3.3) that, once a server drops
- * them as Tomcat and Spring do, would select a route other than `route`: the request
- * would then bypass that route's methods and auth at the API. Only paths with `;` pay
- * for the second match.
+ * A request path as a lenient upstream server may read it, for the shadow check (L4):
+ * each segment percent-decoded (`%3B` is `;`, `%20` a space), path parameters dropped
+ * (`;x`, as Tomcat and Spring do), trailing dots and spaces dropped (IIS and Windows),
+ * and case-folded (Express and ASP.NET Core route case-insensitively). Undecodable
+ * segments are kept raw: the path checks refuse them anyway.
+ */
+function leniently(pathname: string): string {
+  return pathname
+    .split('/')
+    .map((segment) => {
+      let decoded = segment;
+      if (segment.includes('%')) {
+        try {
+          decoded = decodeURIComponent(segment);
+        } catch {
+          // kept raw
+        }
+      }
+      return (decoded.split(';', 1)[0] as string).replace(/[. ]+$/, '').toLowerCase();
+    })
+    .join('/');
+}
+
+/** `matchRoute` on case-folded route paths, for paths already passed through `leniently`. */
+function matchLeniently(routes: readonly Route[], folded: string): Route | undefined {
+  for (const route of routes) {
+    const prefix = route.path.toLowerCase();
+    if (folded.startsWith(prefix) && (folded.length === prefix.length || folded.charCodeAt(prefix.length) === 0x2f)) return route;
+  }
+  return undefined;
+}
+
+/**
+ * Whether a server that normalises paths more leniently than the broker — dropping `;`
+ * path parameters (raw or `%3B`), trailing dots or spaces, or letter case — would read
+ * `pathname` as belonging to a route other than `route`: the request would then reach
+ * that route's API under `route`'s methods and auth (`/api/ORDERS/x`, `/api/orders./x`,
+ * `/api/orders%20/x`, `/api/orders%3Bx/delete` with routes `/api` and `/api/orders`).
+ * A path already in its lenient form (the common case) costs one comparison.
  */
 export function shadowsLongerRoute(routes: readonly Route[], pathname: string, route: Route): boolean {
-  if (!pathname.includes(';')) return false;
-  const stripped = pathname.replace(/;[^/]*/g, '');
-  return matchRoute(routes, stripped)?.route !== route;
+  const lenient = leniently(pathname);
+  if (lenient === pathname) return false;
+  return matchLeniently(routes, lenient) !== route;
 }

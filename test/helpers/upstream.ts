@@ -10,6 +10,7 @@
  *   redirect                      302 to http://elsewhere.invalid/
  *   sse?count=3&interval=300      server-sent events, each flushed as it is written
  *   slow?ms=1000                  answers after that long
+ *   stream?kb=1024                that many KiB of octets, written as fast as the reader takes them
  *   hang                          never answers; the record notes when the caller went away
  *   upload                        consumes the body as a stream; answers its size and SHA-256
  *   cache                         answers with its own Cache-Control: max-age=60
@@ -62,7 +63,7 @@ export interface TestUpstream {
 
 const sha256 = (value: string | Buffer) => createHash('sha256').update(value).digest('hex');
 
-const ENDPOINTS = new Set(['echo', 'set-cookie', 'respond', 'redirect', 'sse', 'slow', 'hang', 'upload', 'cache', 'status']);
+const ENDPOINTS = new Set(['echo', 'set-cookie', 'respond', 'redirect', 'sse', 'slow', 'stream', 'hang', 'upload', 'cache', 'status']);
 
 function endpointOf(pathname: string): { name: string; argument: string | undefined } {
   const segments = pathname.split('/');
@@ -172,6 +173,22 @@ async function answer(req: IncomingMessage, res: ServerResponse, entry: Upstream
       const timer = setInterval(send, interval);
       send();
       res.on('close', () => clearInterval(timer));
+      return;
+    }
+    case 'stream': {
+      await body;
+      // Backpressure respected: only what the reader's side has not taken is buffered.
+      const chunk = Buffer.alloc(16 * 1024, 0x61);
+      let left = number('kb', 1024) / 16;
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const more = () => {
+        while (left > 0) {
+          left -= 1;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      more();
       return;
     }
     case 'set-cookie': {

@@ -19,9 +19,11 @@ type Pair = [string, string];
 const payloads = JSON.parse(readFileSync(new URL('../../fixtures/header-payloads.json', import.meta.url), 'utf8')) as {
   neverToUpstream: Pair[];
   keptToUpstream: Pair[];
+  notAllowListed: Pair[];
   connectionNamed: Array<{ connection: string; headers: Pair[]; dropped: string[]; kept: string[] }>;
   neverToBrowser: Pair[];
   keptToBrowser: Pair[];
+  sharedCacheHeaders: Pair[];
 };
 
 let stack: Stack;
@@ -42,6 +44,7 @@ before(async () => {
         { path: '/api/open', upstream: `${up.url}/b`, auth: 'none' },
         { path: '/api/private', upstream: `${up.url}/b`, auth: 'required' },
         { path: '/api/maybe', upstream: `${up.url}/b`, auth: 'optional' },
+        { path: '/api/listed', upstream: `${up.url}/b`, auth: 'none', forwardHeaders: payloads.notAllowListed.map(([name]) => name) },
       ]),
     },
   });
@@ -154,6 +157,35 @@ describe('towards the API: kept (header-payloads.json keptToUpstream)', () => {
     const { record } = await through('/api/open/echo', [['X-CSRF', '1'], ...headers]);
     for (const [name, value] of headers) {
       assert.deepEqual(rawValues(record.rawHeaders, name.toLowerCase()), [value], `${name} should arrive unchanged`);
+    }
+  });
+});
+
+describe('towards the API: an allow-list (header-payloads.json notAllowListed)', () => {
+  /** The app's own Origin is the only one the CSRF check lets through. */
+  // Sec-Fetch-Site comes once, from SAME_ORIGIN: two values would read as cross-site.
+  const notAllowListed = () =>
+    payloads.notAllowListed
+      .filter(([name]) => name.toLowerCase() !== 'sec-fetch-site')
+      .map(([name, value]): Pair => [name, name.toLowerCase() === 'origin' ? stack.broker.url : value]);
+
+  test('headers outside the allow-list stay behind', async () => {
+    const { record } = await through('/api/open/echo', [...SAME_ORIGIN, ...notAllowListed()]);
+    for (const [name] of payloads.notAllowListed) {
+      // The browser's own Sec-Fetch-Site is in SAME_ORIGIN too: neither copy may pass.
+      assert.deepEqual(rawValues(record.rawHeaders, name.toLowerCase()), [], `${name} reached the API`);
+    }
+  });
+
+  test("a route's forwardHeaders pass them, and never an identity or mesh header", async () => {
+    const listed = notAllowListed();
+    const { record } = await through('/api/listed/echo', [...SAME_ORIGIN, ...listed, ...payloads.neverToUpstream.filter(([name]) => !/^(x-csrf|sec-fetch-site|content-length|transfer-encoding|trailer|expect|host|connection)$/i.test(name))]);
+    for (const [name, value] of listed) assert.deepEqual(rawValues(record.rawHeaders, name.toLowerCase()), [value], `${name} should arrive`);
+    assert.deepEqual(rawValues(record.rawHeaders, 'sec-fetch-site'), ['same-origin']);
+    for (const [name] of payloads.neverToUpstream) {
+      const lower = name.toLowerCase();
+      if (['host', 'connection', 'x-forwarded-host', 'x-forwarded-proto'].includes(lower)) continue;
+      assert.deepEqual(rawValues(record.rawHeaders, lower), [], `${name} reached the API`);
     }
   });
 });
@@ -277,9 +309,24 @@ describe('Cache-Control on answers', () => {
     assert.equal(answer.headers['cache-control'], 'no-store');
   });
 
-  test("an authenticated answer keeps the API's own Cache-Control", async () => {
+  test("an authenticated answer keeps the API's max-age for the browser alone: private, Vary: Cookie (M7)", async () => {
     const { answer } = await through('/api/private/cache', [...SAME_ORIGIN, ['Cookie', alice.cookieHeader()]]);
-    assert.deepEqual(rawValues(answer.rawHeaders, 'cache-control'), ['max-age=60']);
+    assert.deepEqual(rawValues(answer.rawHeaders, 'cache-control'), ['private, max-age=60']);
+    assert.deepEqual(rawValues(answer.rawHeaders, 'vary'), ['Cookie']);
+  });
+
+  test('an authenticated answer loses public, s-maxage and every CDN cache header (M7)', async () => {
+    const api: Pair[] = [['Cache-Control', 'public, s-maxage=300, max-age=60'], ['Vary', 'Accept'], ...payloads.sharedCacheHeaders];
+    const path = `/api/private/respond?headers=${encodeHeaderList(api)}&body=mine`;
+    const { answer } = await through(path, [...SAME_ORIGIN, ['Cookie', alice.cookieHeader()]]);
+    assert.deepEqual(rawValues(answer.rawHeaders, 'cache-control'), ['private, max-age=60']);
+    assert.deepEqual(rawValues(answer.rawHeaders, 'vary'), ['Accept, Cookie']);
+    for (const [name] of payloads.sharedCacheHeaders) assert.deepEqual(rawValues(answer.rawHeaders, name.toLowerCase()), [], `${name} reached the browser`);
+    assert.equal(answer.body.toString(), 'mine');
+    // Anonymous: the API's instructions are its own business.
+    const anonymous = await through(`/api/open/respond?headers=${encodeHeaderList(api)}&body=all`, SAME_ORIGIN);
+    assert.deepEqual(rawValues(anonymous.answer.rawHeaders, 'cache-control'), ['public, s-maxage=300, max-age=60']);
+    assert.deepEqual(rawValues(anonymous.answer.rawHeaders, 'surrogate-control'), ['max-age=3600']);
   });
 
   test('an optional route with a session counts as authenticated; without one it does not', async () => {

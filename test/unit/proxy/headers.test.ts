@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
   HOP_BY_HOP_HEADERS,
+  REQUEST_HEADERS_FORWARDED,
   REQUEST_HEADERS_NEVER_FORWARDED,
+  REQUEST_HEADER_PREFIXES_NEVER_FORWARDED,
+  SHARED_CACHE_RESPONSE_HEADERS,
   RESPONSE_HEADERS_NEVER_RETURNED,
   headersForBrowser,
   headersForUpstream,
@@ -13,9 +16,12 @@ type Pair = [string, string];
 type Payloads = {
   neverToUpstream: Pair[];
   keptToUpstream: Pair[];
+  notAllowListed: Pair[];
   connectionNamed: Array<{ connection: string; headers: Pair[]; dropped: string[]; kept: string[] }>;
   neverToBrowser: Pair[];
   keptToBrowser: Pair[];
+  cacheControlOfAuthenticatedAnswers: Array<{ api: string[]; browser: string }>;
+  sharedCacheHeaders: Pair[];
 };
 const payloads = JSON.parse(
   readFileSync(new URL('../../fixtures/header-payloads.json', import.meta.url), 'utf8'),
@@ -64,14 +70,14 @@ describe('headersForUpstream: what never reaches the API', () => {
     });
   }
 
-  it('drops headers named in several Connection values', () => {
+  it('drops headers named in several Connection values, also those a route forwards', () => {
     const incoming = new Headers();
     incoming.append('connection', 'x-one');
     incoming.append('Connection', 'X-Two');
     incoming.set('x-one', '1');
     incoming.set('x-two', '2');
     incoming.set('x-three', '3');
-    const out = headersForUpstream(incoming, options);
+    const out = headersForUpstream(incoming, { ...options, forwardHeaders: new Set(['x-one', 'x-two', 'x-three']) });
     assert.deepEqual([...out.keys()].filter((n) => n.startsWith('x-t') || n === 'x-one'), ['x-three']);
   });
 
@@ -81,6 +87,30 @@ describe('headersForUpstream: what never reaches the API', () => {
     assert.equal(out.get('authorization'), 'Bearer tok');
     assert.equal(out.get('x-forwarded-host'), 'app.example.com');
     assert.equal(out.get('x-forwarded-proto'), 'https');
+  });
+});
+
+describe('headersForUpstream: an allow-list (M9)', () => {
+  for (const [name, value] of payloads.notAllowListed) {
+    it(`drops ${name} unless the route lists it in forwardHeaders`, () => {
+      assert.equal(headersForUpstream(new Headers([[name, value]]), options).has(name), false);
+      const listed = headersForUpstream(new Headers([[name, value]]), { ...options, forwardHeaders: new Set([name.toLowerCase()]) });
+      assert.equal(listed.get(name), value);
+    });
+  }
+
+  it('never forwards an identity, credential or mesh-control header, even when a route lists it', () => {
+    const names = new Set(payloads.neverToUpstream.map(([name]) => name.toLowerCase()));
+    const out = headersForUpstream(new Headers(payloads.neverToUpstream), { ...options, forwardHeaders: names });
+    assert.deepEqual([...out.keys()].sort(), ['x-forwarded-host', 'x-forwarded-proto']);
+    assert.equal(out.get('x-forwarded-host'), 'app.example.com');
+  });
+
+  it('the allow-list and the never-lists do not overlap', () => {
+    for (const name of REQUEST_HEADERS_FORWARDED) {
+      assert.equal(REQUEST_HEADERS_NEVER_FORWARDED.has(name), false, name);
+      for (const prefix of REQUEST_HEADER_PREFIXES_NEVER_FORWARDED) assert.equal(name.startsWith(prefix), false, name);
+    }
   });
 });
 
@@ -195,8 +225,33 @@ describe('headersForBrowser: caching of authenticated answers', () => {
     assert.equal(headersForBrowser(new Headers(), { authenticated: true }).get('cache-control'), 'no-store');
   });
 
-  it("keeps the API's own Cache-Control", () => {
-    assert.equal(headersForBrowser({ 'Cache-Control': 'private, max-age=60' }, { authenticated: true }).get('cache-control'), 'private, max-age=60');
+  for (const { api, browser } of payloads.cacheControlOfAuthenticatedAnswers) {
+    it(`makes ${JSON.stringify(api)} private: ${browser} (M7)`, () => {
+      const asRecord = api.length === 0 ? {} : { 'Cache-Control': api.length === 1 ? (api[0] as string) : api };
+      assert.equal(headersForBrowser(asRecord, { authenticated: true }).get('cache-control'), browser);
+      const asHeaders = new Headers();
+      for (const value of api) asHeaders.append('cache-control', value);
+      assert.equal(headersForBrowser(asHeaders, { authenticated: true }).get('cache-control'), browser);
+    });
+  }
+
+  for (const [name, value] of payloads.sharedCacheHeaders) {
+    it(`drops ${name} from an authenticated answer, keeps it on an anonymous one (M7)`, () => {
+      assert.equal(headersForBrowser({ [name]: value }, { authenticated: true }).has(name), false);
+      assert.equal(headersForBrowser({ [name]: value }, { authenticated: false }).get(name), value);
+    });
+  }
+
+  it('adds Vary: Cookie to an authenticated answer, merged with the API\'s Vary', () => {
+    assert.equal(headersForBrowser({}, { authenticated: true }).get('vary'), 'Cookie');
+    assert.equal(headersForBrowser({ vary: ['Accept', 'Accept-Encoding'] }, { authenticated: true }).get('vary'), 'Accept, Accept-Encoding, Cookie');
+    assert.equal(headersForBrowser({ Vary: 'accept, COOKIE' }, { authenticated: true }).get('vary'), 'accept, COOKIE');
+    assert.equal(headersForBrowser({ Vary: '*' }, { authenticated: true }).get('vary'), '*');
+    assert.equal(headersForBrowser({ vary: 'Accept' }, { authenticated: false }).get('vary'), 'Accept');
+  });
+
+  it('the shared-cache list holds lower-case names only', () => {
+    for (const name of SHARED_CACHE_RESPONSE_HEADERS) assert.equal(name, name.toLowerCase());
   });
 
   it('adds nothing to an unauthenticated answer', () => {

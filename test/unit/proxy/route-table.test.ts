@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_METHODS, matchRoute, parseRouteTable, type Route } from '../../../lib/proxy/route-table.ts';
@@ -67,8 +68,9 @@ describe('parseRouteTable: a valid table', () => {
     const routes = parsed([
       { path: '/api/a', upstream: 'https://a.internal/v1/' },
       { path: '/api/b', upstream: 'https://b.internal:443/v1//' },
-      { path: '/api/c', upstream: 'http://c.internal:8080/' },
-      { path: '/api/d', upstream: 'HTTP://D.Internal' },
+      // Cleartext off loopback only where no token travels (L5).
+      { path: '/api/c', upstream: 'http://c.internal:8080/', auth: 'none' },
+      { path: '/api/d', upstream: 'HTTP://D.Internal', auth: 'none' },
     ]);
     const byPath = new Map(routes.map((r) => [r.path, r.upstream.href]));
     assert.equal(byPath.get('/api/a'), 'https://a.internal/v1');
@@ -221,7 +223,7 @@ describe('parseRouteTable: refusals name the route, the field and the fix', () =
     ['timeoutMs', { timeoutMs: 1.5 }, /^route\[0\]\.timeoutMs: must be a whole number/],
     ['timeoutMs', { timeoutMs: '30000' }, /^route\[0\]\.timeoutMs: must be a number of milliseconds, got "30000"$/],
     ['timeoutMs', { timeoutMs: Number.NaN }, /^route\[0\]\.timeoutMs: must be a number/],
-    ['unknown field', { timeout: 5 }, /^route\[0\]: unknown field "timeout": the fields are path, upstream, auth, methods, resource, scopes, timeoutMs$/],
+    ['unknown field', { timeout: 5 }, /^route\[0\]: unknown field "timeout": the fields are path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession$/],
     ['unknown fields', { Path: '/api', headers: {} }, /^route\[0\]: unknown fields "Path", "headers"/],
   ];
   for (const [field, fields, expected] of badFields) {
@@ -239,7 +241,7 @@ describe('parseRouteTable: refusals name the route, the field and the fix', () =
       { path: '/api/orders', upstream: 'https://c.internal' },
     ]);
     assert.deepEqual(problems, [
-      'route[2].path: "/api/orders" is already the path of route[0]; each path may appear only once',
+      'route[2].path: "/api/orders" is already the path of route[0] (paths are compared ignoring letter case); each path may appear only once',
     ]);
   });
 
@@ -357,6 +359,95 @@ describe('parseRouteTable: messages do not leak secrets from the configuration',
     for (const problem of problems) {
       assert.doesNotMatch(problem, /hunter2|s3cret|svc:/);
       assert.match(problem, /"https:\/\/\*\*\*@orders\.internal\/v1\?…#…"/);
+    }
+  });
+});
+
+describe('parseRouteTable: no bearer token over cleartext (L5)', () => {
+  for (const auth of ['required', 'optional'] as const) {
+    it(`refuses an http upstream off loopback on auth "${auth}", naming the route, the variable and the fix`, () => {
+      const problems = problemsOf([{ path: '/api/orders', upstream: 'http://orders.internal/v1', auth }]).concat(
+        problemsOf([{ path: '/api/orders', upstream: 'http://10.0.0.7:8080', auth }]),
+      );
+      assert.equal(problems.length, 2, problems.join('\n'));
+      for (const problem of problems) {
+        assert.match(problem, /^route\[0\]\.upstream: the route "\/api\/orders"/);
+        assert.match(problem, /cleartext http/);
+        assert.match(problem, /BFF_ALLOW_INSECURE_UPSTREAM=true/);
+        assert.match(problem, /https upstream/);
+        assert.doesNotMatch(problem, /orders\.internal|10\.0\.0\.7/, 'the URL is not echoed');
+      }
+    });
+  }
+
+  it('accepts http on loopback, on auth "none", and with BFF_ALLOW_INSECURE_UPSTREAM', () => {
+    for (const upstream of ['http://localhost:3002', 'http://127.0.0.1:9', 'http://127.8.9.10', 'http://[::1]:8080', 'http://api.localhost']) {
+      assert.equal(parsed([{ path: '/api/x', upstream }]).length, 1, upstream);
+    }
+    assert.equal(parsed([{ path: '/api/x', upstream: 'http://orders.internal', auth: 'none' }]).length, 1);
+    const table = parseRouteTable([{ path: '/api/x', upstream: 'http://orders.internal' }], { allowInsecureUpstream: true });
+    assert.ok(table.ok);
+  });
+
+  it('does not take a host that merely starts like loopback for loopback', () => {
+    for (const upstream of ['http://127.0.0.1.evil.example', 'http://localhost.evil.example', 'http://0x7f000001.example']) {
+      assert.equal(problemsOf([{ path: '/api/x', upstream }]).length, 1, upstream);
+    }
+  });
+});
+
+describe('parseRouteTable: forwardHeaders (M9)', () => {
+  it('accepts header names, keeps them lower case, and drops the built-in ones', () => {
+    const [route] = parsed([{ path: '/api/x', upstream: 'https://x.internal', forwardHeaders: ['X-Tenant', 'x-app-version', 'Accept'] }]);
+    assert.deepEqual([...(route?.forwardHeaders ?? [])], ['x-tenant', 'x-app-version']);
+  });
+
+  it('defaults to none, and streaming and the concurrency caps to their defaults', () => {
+    const [route] = parsed([{ path: '/api/x', upstream: 'https://x.internal' }]);
+    assert.equal(route?.forwardHeaders.size, 0);
+    assert.equal(route?.streaming, false);
+    assert.equal(route?.maxConcurrent, 100);
+    assert.equal(route?.maxConcurrentPerSession, 64);
+  });
+
+  const payloads = JSON.parse(readFileSync(new URL('../../fixtures/header-payloads.json', import.meta.url), 'utf8')) as {
+    neverToUpstream: Array<[string, string]>;
+  };
+  for (const [name] of payloads.neverToUpstream) {
+    it(`refuses ${name} in forwardHeaders: it may never be forwarded`, () => {
+      const problems = problemsOf([{ path: '/api/x', upstream: 'https://x.internal', forwardHeaders: [name] }]);
+      assert.equal(problems.length, 1, problems.join('\n'));
+      assert.match(problems[0] ?? '', /^route\[0\]\.forwardHeaders\[0\]: ".*" may never be forwarded: .*; remove it$/);
+    });
+  }
+
+  it('refuses what is not a header name', () => {
+    for (const bad of ['x tenant', 'x-a:b', '', 'ü']) {
+      assert.equal(problemsOf([{ path: '/api/x', upstream: 'https://x.internal', forwardHeaders: [bad] }]).length, 1, bad);
+    }
+    assert.match(problemsOf([{ path: '/api/x', upstream: 'https://x.internal', forwardHeaders: 'x-a' }])[0] ?? '', /must be an array of header names/);
+  });
+
+  it('refuses caps outside their bounds and a non-boolean streaming', () => {
+    const problems = problemsOf([{ path: '/api/x', upstream: 'https://x.internal', maxConcurrent: 0, maxConcurrentPerSession: 1.5, streaming: 'yes' }]);
+    assert.equal(problems.length, 3, problems.join('\n'));
+  });
+});
+
+describe('parseRouteTable: paths a lenient server would read as another (L4)', () => {
+  it('refuses two paths that differ only in letter case', () => {
+    const problems = problemsOf([
+      { path: '/api/orders', upstream: 'https://a.internal' },
+      { path: '/api/Orders', upstream: 'https://b.internal' },
+    ]);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0] ?? '', /already the path of route\[0\] \(paths are compared ignoring letter case\)/);
+  });
+
+  it('refuses a segment ending in "." or holding ";"', () => {
+    for (const path of ['/api/orders.', '/api/v1./orders', '/api/orders;v=1']) {
+      const problems = problemsOf([{ path, upstream: 'https://a.internal' }]);
+      assert.ok(problems.some((p) => /segment ending in "\." or holding ";"/.test(p)), `${path}: ${problems.join(' | ')}`);
     }
   });
 });
