@@ -17,7 +17,7 @@ export interface Config {
     issuer: string;
     clientId: string;
     clientSecret: string | undefined;
-    clientAuth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+    clientAuth: 'client_secret_basic' | 'client_secret_basic_unencoded' | 'client_secret_post' | 'private_key_jwt';
     clientPrivateKey: JsonWebKey | undefined;
     /** OIDC_SCOPES plus every route's scopes. */
     scopes: string;
