@@ -77,6 +77,12 @@ export interface DevIdpOptions {
    * as OpenID Connect Core §5.4 describes (oidc-provider's `conformIdTokenClaims`).
    */
   claimsOnlyAtUserInfo?: boolean;
+  /**
+   * Called with the provider before it starts serving, so that tests can make it behave
+   * like other providers (Koa middleware via `provider.use`, patched models). Koa composes
+   * its middleware when serving starts: `provider.use` afterwards would never run.
+   */
+  extend?: (provider: Provider) => void;
 }
 
 export interface DevTokenRequest {
@@ -661,6 +667,7 @@ ${form}
     sendHtml(res, 501, page('Not supported', `<h1>Unsupported prompt</h1><p class="sub">${escapeHtml(details.prompt.name)}</p>`));
   };
 
+  options.extend?.(provider);
   const callback = provider.callback();
   handler = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
