@@ -82,7 +82,11 @@ function quirkExtension(quirks: Quirks, keys: Record<SigningAlg, JWK>, alg: Sign
   return (provider) => {
     provider.use(async (ctx, next) => {
       if (quirks.doubleSlashEndpoints) ctx.path = ctx.path.replace(/\/{2,}/g, '/');
-      if (quirks.basicCredentialsNotDecoded) passBasicCredentialsAsSent(ctx.req.headers);
+      if (quirks.basicCredentialsNotDecoded && !(await basicCredentialsMatchAsSent(provider, ctx))) {
+        ctx.status = 401;
+        ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
+        return;
+      }
       await next();
       const oidc = (ctx as unknown as KoaContextWithOIDC).oidc;
       if (ctx.path === '/.well-known/openid-configuration' && ctx.body && typeof ctx.body === 'object') {
@@ -168,18 +172,21 @@ function rewriteTokenAnswer(ctx: KoaContext, grantType: string, quirks: Quirks):
 }
 
 /**
- * oidc-provider form-decodes the Basic credentials (RFC 6749 §2.3.1); a provider that
- * compares them as sent is imitated by encoding what arrived, so that decoding gives back
- * exactly the bytes the client sent.
+ * A provider that compares the Basic credentials as sent, without the form-decoding of
+ * RFC 6749 §2.3.1: the raw client id and secret must equal the registered ones. When
+ * they do, they are re-encoded so that oidc-provider's own (decoding) check passes too.
  */
-function passBasicCredentialsAsSent(headers: Record<string, string | string[] | undefined>): void {
-  const value = headers.authorization;
-  if (typeof value !== 'string' || !/^basic /i.test(value)) return;
+async function basicCredentialsMatchAsSent(provider: Provider, ctx: KoaContext): Promise<boolean> {
+  const value = ctx.req.headers.authorization;
+  if (typeof value !== 'string' || !/^basic /i.test(value)) return true;
   const decoded = Buffer.from(value.slice(6), 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  if (colon === -1) return;
-  const asSent = `${encodeURIComponent(decoded.slice(0, colon))}:${encodeURIComponent(decoded.slice(colon + 1))}`;
-  headers.authorization = `Basic ${Buffer.from(asSent).toString('base64')}`;
+  if (colon === -1) return true;
+  const [id, secret] = [decoded.slice(0, colon), decoded.slice(colon + 1)];
+  const client = await provider.Client.find(id);
+  if (!client || client.clientSecret !== secret) return false;
+  ctx.req.headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+  return true;
 }
 
 /**
@@ -228,4 +235,24 @@ export function base64SecretWithSpecials(): string {
     const secret = `${randomBytes(22).toString('base64')}`;
     if (secret.includes('+') && secret.includes('/') && secret.endsWith('=')) return secret;
   }
+}
+
+/**
+ * A provider whose issuer has a path, as Keycloak's realms do (`…/realms/main`): the
+ * development provider is served at the root, so its discovery document is also served
+ * under `path` and names the issuer with that path. Enough for discovery, which is where
+ * an issuer typo shows; nothing after discovery works (its tokens name the root issuer).
+ */
+export function discoveryUnderPath(path: string): (provider: Provider) => void {
+  const document = `${path}/.well-known/openid-configuration`;
+  return (provider) => {
+    provider.use(async (ctx, next) => {
+      const underPath = ctx.path === document;
+      if (underPath) ctx.path = '/.well-known/openid-configuration';
+      await next();
+      if (underPath && ctx.body && typeof ctx.body === 'object') {
+        ctx.body = { ...(ctx.body as Record<string, unknown>), issuer: `${new URL(provider.issuer).origin}${path}` };
+      }
+    });
+  };
 }
