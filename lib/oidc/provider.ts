@@ -5,8 +5,8 @@ import { log } from '../log.ts';
 
 /** Outbound calls to the provider give up after this long and count as unreachable. */
 const PROVIDER_TIMEOUT_SECONDS = 10;
-/** A refused client is logged again at most this often while it stays refused (one line per minute, not per request). */
-const MISCONFIGURED_LOG_INTERVAL_MS = 60_000;
+/** A lasting refusal or outage is logged again at most this often (one line per minute, not per request). */
+const REPEAT_LOG_INTERVAL_MS = 60_000;
 
 /** What `/readyz` and the operator learn about the identity provider. */
 export interface ProviderHealth {
@@ -31,6 +31,8 @@ interface ProviderState {
   discovered: Promise<client.Configuration> | undefined;
   health: ProviderHealth;
   misconfiguredLoggedAt: number;
+  /** The last discovery problem logged, and when: a provider down for an hour is one line a minute, not one per request. */
+  discoveryLogged: { problem: string; at: number } | undefined;
 }
 
 // On globalThis: Next.js may evaluate this module once per route bundle, and every copy
@@ -38,7 +40,7 @@ interface ProviderState {
 const STATE = Symbol.for('cloakroom.oidc.provider');
 const NOT_CONTACTED: ProviderHealth = { status: 'down', problem: 'the identity provider has not been contacted yet' };
 const shared = globalThis as { [STATE]?: ProviderState };
-const state: ProviderState = (shared[STATE] ??= { discovered: undefined, health: NOT_CONTACTED, misconfiguredLoggedAt: 0 });
+const state: ProviderState = (shared[STATE] ??= { discovered: undefined, health: NOT_CONTACTED, misconfiguredLoggedAt: 0, discoveryLogged: undefined });
 
 /** The seam for readiness (`GET /readyz`): the provider's last known state, without a network call. */
 export function providerHealth(): ProviderHealth {
@@ -80,7 +82,7 @@ function recordClientRefused(endpoint: string, status: number): void {
   const now = Date.now();
   const first = state.health.status !== 'misconfigured';
   state.health = { status: 'misconfigured', problem: CLIENT_REFUSED, since: first ? now : state.health.since };
-  if (first || now - state.misconfiguredLoggedAt >= MISCONFIGURED_LOG_INTERVAL_MS) {
+  if (first || now - state.misconfiguredLoggedAt >= REPEAT_LOG_INTERVAL_MS) {
     state.misconfiguredLoggedAt = now;
     log.error('idp_client_rejected', { problem: CLIENT_REFUSED, endpoint, status });
   }
@@ -257,7 +259,11 @@ export async function getProvider(config: Config): Promise<client.Configuration>
         if (state.discovered === attempt) state.discovered = undefined;
         const described = describeProviderError(error, config.oidc.issuer);
         // The first line an operator reads about it names both issuers (or the URL and status).
-        state.health = { status: 'down', problem: described.problem, since: Date.now() };
+        const now = Date.now();
+        state.health = { status: 'down', problem: described.problem, since: now };
+        const logged = state.discoveryLogged;
+        if (logged && logged.problem === described.problem && now - logged.at < REPEAT_LOG_INTERVAL_MS) return;
+        state.discoveryLogged = { problem: described.problem, at: now };
         log.error('discovery_failed', {
           problem: described.problem,
           issuer: config.oidc.issuer,
@@ -287,9 +293,11 @@ export async function getProvider(config: Config): Promise<client.Configuration>
  * the provider may simply be down at boot and come back later.
  */
 export async function probeProvider(config: Config): Promise<ProviderHealth> {
+  const before = state.health.status;
   try {
     const provider = await getProvider(config);
-    log.info('provider_ready', { issuer: provider.serverMetadata().issuer });
+    // Once per recovery, not once per readiness probe.
+    if (before === 'down') log.info('provider_ready', { issuer: provider.serverMetadata().issuer });
   } catch {
     // already logged by getProvider
   }
@@ -300,6 +308,7 @@ export function resetProviderForTests(): void {
   state.discovered = undefined;
   state.health = NOT_CONTACTED;
   state.misconfiguredLoggedAt = 0;
+  state.discoveryLogged = undefined;
 }
 
 /**
