@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../lib/config/load.ts';
 import { providerHealth } from '../../lib/oidc/provider.ts';
 import { sessionOf } from '../helpers/core.ts';
 import { base64SecretWithSpecials, startQuirkStack, type QuirkStack } from '../helpers/quirk-provider.ts';
@@ -36,4 +37,15 @@ test('client_secret_basic_unencoded signs in with a secret holding "+", "/" and 
   const callback = await browser.signIn();
   assert.equal(callback.status, 303, `sign-in answered ${callback.status}`);
   assert.equal((await sessionOf(browser)).authenticated, true);
+});
+
+test('a secret holding ":" cannot be sent unencoded: the configuration says so, naming the variable, not the value', () => {
+  const env = { ...process.env, OIDC_CLIENT_AUTH: 'client_secret_basic_unencoded', OIDC_CLIENT_SECRET: 'part-one:part-two-of-a-secret' };
+  assert.throws(() => loadConfig(env), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    const problem = error.problems.find((p) => p.includes('client_secret_basic_unencoded'));
+    assert.match(String(problem), /containing ":": use client_secret_post/);
+    assert.equal(error.message.includes('part-one'), false, 'the secret is never echoed');
+    return true;
+  });
 });
