@@ -39,6 +39,8 @@ export interface DevClient {
   backchannel_logout_uri?: string;
   token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   jwks?: { keys: object[] };
+  /** Default RS256 (oidc-provider's). The provider's `jwks` must hold a key for it. */
+  id_token_signed_response_alg?: ClientMetadata['id_token_signed_response_alg'];
 }
 
 export interface DevIdpOptions {
@@ -69,6 +71,18 @@ export interface DevIdpOptions {
    * the opaque userinfo token — and fails with invalid_target when several were granted.
    */
   useGrantedResource?: boolean;
+  /**
+   * Default false. When true, the ID token of a code flow carries only `sub` and the
+   * protocol claims; `name`, `email` and the other scope claims come from UserInfo alone,
+   * as OpenID Connect Core §5.4 describes (oidc-provider's `conformIdTokenClaims`).
+   */
+  claimsOnlyAtUserInfo?: boolean;
+  /**
+   * Called with the provider before it starts serving, so that tests can make it behave
+   * like other providers (Koa middleware via `provider.use`, patched models). Koa composes
+   * its middleware when serving starts: `provider.use` afterwards would never run.
+   */
+  extend?: (provider: Provider) => void;
 }
 
 export interface DevTokenRequest {
@@ -422,6 +436,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       : {}),
     token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
     ...(c.jwks ? { jwks: c.jwks as ClientMetadata['jwks'] } : {}),
+    ...(c.id_token_signed_response_alg ? { id_token_signed_response_alg: c.id_token_signed_response_alg } : {}),
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
   }));
@@ -445,7 +460,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       groups: ['groups'],
     },
     // Claims of the granted scopes go into the ID token too, not only to userinfo.
-    conformIdTokenClaims: false,
+    conformIdTokenClaims: options.claimsOnlyAtUserInfo ?? false,
     scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
     pkce: { required: () => true },
     rotateRefreshToken: options.rotateRefreshTokens ?? true,
@@ -652,6 +667,7 @@ ${form}
     sendHtml(res, 501, page('Not supported', `<h1>Unsupported prompt</h1><p class="sub">${escapeHtml(details.prompt.name)}</p>`));
   };
 
+  options.extend?.(provider);
   const callback = provider.callback();
   handler = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];

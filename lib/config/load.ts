@@ -17,7 +17,7 @@ export interface Config {
     issuer: string;
     clientId: string;
     clientSecret: string | undefined;
-    clientAuth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+    clientAuth: 'client_secret_basic' | 'client_secret_basic_unencoded' | 'client_secret_post' | 'private_key_jwt';
     clientPrivateKey: JsonWebKey | undefined;
     /** OIDC_SCOPES plus every route's scopes. */
     scopes: string;
@@ -199,6 +199,10 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     }
   } else if (!e.OIDC_CLIENT_SECRET) {
     problems.push(`OIDC_CLIENT_SECRET is required with OIDC_CLIENT_AUTH=${e.OIDC_CLIENT_AUTH}`);
+  }
+  // Unencoded Basic credentials are `id:secret` as they are: a ":" in either is ambiguous (RFC 7617 §2).
+  if (e.OIDC_CLIENT_AUTH === 'client_secret_basic_unencoded' && (e.OIDC_CLIENT_ID?.includes(':') || e.OIDC_CLIENT_SECRET?.includes(':'))) {
+    problems.push('OIDC_CLIENT_AUTH=client_secret_basic_unencoded cannot send a client id or secret containing ":": use client_secret_post or client_secret_basic');
   }
 
   const secrets = (e.SESSION_SECRETS ?? '').split(',').map((s) => s.trim()).filter(Boolean);

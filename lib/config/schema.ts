@@ -27,10 +27,14 @@ export const envSchema = z.object({
   OIDC_CLIENT_ID: z.string({ error: 'OIDC_CLIENT_ID is required: the client id registered at the identity provider' }).min(1, 'OIDC_CLIENT_ID must not be empty'),
   /** The client secret. Required unless OIDC_CLIENT_AUTH=private_key_jwt. */
   OIDC_CLIENT_SECRET: z.string().optional(),
-  /** Default: client_secret_basic. */
+  /**
+   * Default: client_secret_basic (credentials form-encoded first, RFC 6749 §2.3.1).
+   * `client_secret_basic_unencoded` sends them as they are, for providers that do not
+   * decode them (a secret holding `+`, `/` or `=` fails there otherwise).
+   */
   OIDC_CLIENT_AUTH: z
-    .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'], {
-      error: 'OIDC_CLIENT_AUTH must be one of client_secret_basic, client_secret_post, private_key_jwt',
+    .enum(['client_secret_basic', 'client_secret_basic_unencoded', 'client_secret_post', 'private_key_jwt'], {
+      error: 'OIDC_CLIENT_AUTH must be one of client_secret_basic, client_secret_basic_unencoded, client_secret_post, private_key_jwt',
     })
     .default('client_secret_basic'),
   /** A private JWK (JSON) for private_key_jwt. */

@@ -7,10 +7,11 @@ import { limitSignIn } from '../ops/rate-limit.ts';
 import { newSessionId, writeSession } from '../session/manager.ts';
 import { chunkNames, MAX_CHUNKS } from '../session/codec.ts';
 import { sessionCookieName } from '../session/cookie.ts';
-import { userFromClaims, type Session } from '../session/session.ts';
+import type { Session } from '../session/session.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
 import { getProvider, isInvalidGrant, providerErrorCode } from './provider.ts';
 import { tokenFromResponse } from './tokens.ts';
+import { userWithUserInfo } from './userinfo.ts';
 
 /**
  * `GET /auth/callback`: finishes a sign-in as a pipeline of named checks. Each step
@@ -139,7 +140,8 @@ async function exchangeCode(
     iss: claims.iss,
     sub: claims.sub,
     idpSid: typeof claims.sid === 'string' ? claims.sid : undefined,
-    user: userFromClaims(claims),
+    // OIDC Core §5.4: name and email may come from UserInfo alone.
+    user: await userWithUserInfo(provider, tokens.access_token, claims, config.oidc.scopes),
     idToken: tokens.id_token,
     refreshToken: tokens.refresh_token,
     tokens: { '': tokenFromResponse(tokens, now, config.tokens.refreshSkew) },

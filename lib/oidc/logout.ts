@@ -8,6 +8,10 @@ import type { KeyValueStore } from '../stores/store.ts';
 import { forgetRefreshRecord, liveRefreshTokens } from '../tokens/manager.ts';
 import { getProvider } from './provider.ts';
 
+const REVOCATION_UNSUPPORTED =
+  'the identity provider advertises no revocation endpoint (RFC 7009): the refresh token stays valid there until it expires;' +
+  ' drop offline_access from OIDC_SCOPES where the provider would issue an offline token (see README, provider recipes)';
+
 /**
  * `POST /auth/logout`: ends the session here and at the provider.
  *  1. same-origin only — a cross-site form must not sign the user out (logout CSRF);
@@ -39,6 +43,10 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
         await client
           .tokenRevocation(provider, refreshToken, { token_type_hint: 'refresh_token' })
           .catch((error: unknown) => log.warn('revocation_failed', { errorName: error instanceof Error ? error.name : 'unknown' }));
+      } else if (session.refreshToken) {
+        // Nothing to call: the refresh token outlives this logout at the provider (an
+        // offline one may outlive the provider's own session too). Say so, never silently.
+        log.warn('revocation_unsupported', { problem: REVOCATION_UNSUPPORTED });
       }
       if (metadata.end_session_endpoint) {
         const parameters: Record<string, string> = {

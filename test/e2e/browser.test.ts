@@ -123,12 +123,12 @@ describe('the demo page in Chromium', { skip: CHROMIUM ? false : 'no Chromium (i
 
       // Per-route tokens: each API sees a token for its own audience.
       await page.getByTestId('call-demo').click();
-      const demo = await apiResult(page, '/api/demo/whoami');
+      const demo = await apiResult(page, '/api/demo');
       assert.equal(demo.status, 200, demo.raw);
       assert.equal(demo.body.audience, stack.demoAudience);
       assert.equal(demo.body.subject, 'user-alice');
       await page.getByTestId('call-reports').click();
-      const reports = await apiResult(page, '/api/reports/summary');
+      const reports = await apiResult(page, '/api/reports');
       assert.equal(reports.status, 200, reports.raw);
       assert.equal(reports.body.audience, stack.reportsAudience);
 
@@ -160,7 +160,7 @@ describe('the demo page in Chromium', { skip: CHROMIUM ? false : 'no Chromium (i
 
       const seen = await recorder.settled();
       assert.ok(seen.some((s) => s.url.includes('/auth/callback')), 'the callback was recorded');
-      assert.ok(seen.some((s) => s.url.includes('/api/demo/whoami') && s.body.includes(stack.demoAudience)), 'the API answer was recorded');
+      assert.ok(seen.some((s) => new URL(s.url).pathname === '/api/demo' && s.body.includes(stack.demoAudience)), 'the API answer was recorded');
       const surfaces: Array<[string, string]> = [
         ...seen.map((s): [string, string] => [`${s.status} ${s.url}`, `${JSON.stringify(s.headers)}\n${s.body}`]),
         ['document.cookie', documentCookie],
@@ -238,7 +238,7 @@ describe('the demo page in Chromium', { skip: CHROMIUM ? false : 'no Chromium (i
       await first.reload();
       await waitForText(first, 'status', 'Signed in');
       await first.getByTestId('call-demo').click();
-      assert.equal((await apiResult(first, '/api/demo/whoami')).status, 200);
+      assert.equal((await apiResult(first, '/api/demo')).status, 200);
     } finally {
       await context.close();
     }
