@@ -6,7 +6,7 @@ import { clearSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { forgetRefreshRecord, liveRefreshTokens } from '../tokens/manager.ts';
-import { getProvider } from './provider.ts';
+import { describeProviderError, getProvider } from './provider.ts';
 
 const REVOCATION_UNSUPPORTED =
   'the identity provider advertises no revocation endpoint (RFC 7009): the refresh token stays valid there until it expires;' +
@@ -39,11 +39,13 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
     try {
       const provider = await getProvider(config);
       const metadata = provider.serverMetadata();
-      for (const refreshToken of metadata.revocation_endpoint ? refreshTokens : []) {
-        await client
-          .tokenRevocation(provider, refreshToken, { token_type_hint: 'refresh_token' })
-          .catch((error: unknown) => log.warn('revocation_failed', { errorName: error instanceof Error ? error.name : 'unknown' }));
-      } else if (session.refreshToken) {
+      if (metadata.revocation_endpoint) {
+        for (const refreshToken of refreshTokens) {
+          await client
+            .tokenRevocation(provider, refreshToken, { token_type_hint: 'refresh_token' })
+            .catch((error: unknown) => log.warn('revocation_failed', { problem: describeProviderError(error).problem, errorCode: describeProviderError(error).code }));
+        }
+      } else if (refreshTokens.length > 0) {
         // Nothing to call: the refresh token outlives this logout at the provider (an
         // offline one may outlive the provider's own session too). Say so, never silently.
         log.warn('revocation_unsupported', { problem: REVOCATION_UNSUPPORTED });

@@ -1,3 +1,4 @@
+import { Agent } from 'undici';
 import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
@@ -5,6 +6,8 @@ import { log } from '../log.ts';
 
 /** Outbound calls to the provider give up after this long and count as unreachable. */
 const PROVIDER_TIMEOUT_SECONDS = 10;
+/** Connecting to the provider gives up after this long: see `providerAgent`. */
+const PROVIDER_CONNECT_TIMEOUT_MS = 3_000;
 /** A lasting refusal or outage is logged again at most this often (one line per minute, not per request). */
 const REPEAT_LOG_INTERVAL_MS = 60_000;
 
@@ -89,13 +92,24 @@ function recordClientRefused(endpoint: string, status: number): void {
 }
 
 /**
+ * The provider's connections. Connecting gives up well before the whole call's
+ * `PROVIDER_TIMEOUT_SECONDS`, so that an unreachable provider (packets dropped) fails as
+ * "never connected" — nothing was sent, the refresh token is intact, the session is kept —
+ * instead of as a timeout after which the broker cannot know whether the provider rotated
+ * the token (lib/tokens/failure.ts). Idle keep-alive sockets are dropped before a typical
+ * server's own idle timeout (Node's 5 s), so a refresh is rarely written onto a socket the
+ * provider is just closing, which would leave its outcome unknown too.
+ */
+const providerAgent = new Agent({ connect: { timeout: PROVIDER_CONNECT_TIMEOUT_MS }, keepAliveTimeout: 4_000, keepAliveMaxTimeout: 4_000 });
+
+/**
  * Every answer of the provider passes here (openid-client's `customFetch`, meant for
  * tracing): a refusal of the client's own credentials is a configuration error whoever
  * made the call — sign-in, refresh, PAR or revocation — and a later success clears it.
  * Only error bodies are read (a clone), never a body carrying tokens.
  */
 const observingFetch: client.CustomFetch = async (url, options) => {
-  const response = await fetch(url, options as RequestInit);
+  const response = await fetch(url, { ...(options as RequestInit), dispatcher: providerAgent } as RequestInit);
   // openid-client POSTs only to client-authenticated endpoints (token, PAR, revocation).
   if (options.method !== 'POST') return response;
   const endpoint = new URL(url).pathname;

@@ -2,7 +2,7 @@ import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
-import { getProvider } from '../oidc/provider.ts';
+import { describeProviderError, getProvider, tokenEndpointFailure } from '../oidc/provider.ts';
 import { tokenFromResponse } from '../oidc/tokens.ts';
 import { metrics } from '../ops/metrics.ts';
 import { digest } from '../session/codec.ts';
@@ -240,11 +240,13 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     }
     metrics.refresh.inc({ outcome: 'failed' });
     if (failure === 'unknown') {
-      log.warn('refresh_outcome_unknown', { session: sessionHandle(session), errorName: error instanceof Error ? error.name : 'unknown', resource: resource || undefined });
+      // Error codes and operator words, never `error.name`: production builds minify class names.
+      const described = describeProviderError(error);
+      log.warn('refresh_outcome_unknown', { session: sessionHandle(session), problem: described.problem, errorCode: described.code, resource: resource || undefined });
       await endIndeterminate(session, latest, [refreshToken], config, store);
     }
-    log.warn('refresh_failed', { errorName: error instanceof Error ? error.name : 'unknown', failure, resource: resource || undefined });
-    throw new BrokerError('idp_unavailable', { cause: error });
+    // An outage or a refused client (issue 13): 503 with the session kept, logged in words an operator acts on.
+    throw tokenEndpointFailure(error, { resource });
   }
 
   // OpenID Connect Core §12.2: a refreshed ID token must name the same user and issuer.

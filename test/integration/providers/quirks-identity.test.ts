@@ -83,11 +83,9 @@ group('logout tokens typed JWT instead of logout+jwt', { quirks: { logoutToken: 
   });
 });
 
-/** Until helper A's lib/oidc/backchannel.ts work (issue 13 point 1) is merged: then drop the `skip` (run.ts counts a failing todo as a failure). */
-const AWAITS_HELPER_A = 'issue 13 point 1 (helper A, backchannel.ts): a logout token without exp is refused with 400';
 
 group('[A] logout tokens without exp, typed JWT (an earlier Back-Channel Logout draft)', { quirks: { logoutToken: 'typ_jwt_without_exp' } }, (get) => {
-  test('the provider-sent logout token ends the session', { skip: AWAITS_HELPER_A }, async () => {
+  test('the provider-sent logout token ends the session', async () => {
     await contractHolds(get());
   });
 });

@@ -15,8 +15,6 @@ import type { QuirkStack } from '../../helpers/quirk-provider.ts';
 import type { BrowserClient } from '../../helpers/stack.ts';
 import { contractHolds, group, logsOf, signedIn, UNTIL_STALE_MS, withQuirks } from '../../helpers/quirk-contract.ts';
 
-/** Until helper B's lib/tokens work (issue 13 point 7) is merged: then drop the `skip` (run.ts counts a failing todo as a failure). */
-const AWAITS_HELPER_B = 'issue 13 point 7 (helper B, lib/tokens): an adopted outcome whose access token is no longer fresh is adopted again';
 
 group('a refresh token that does not rotate, and refresh answers without one', { idp: { rotateRefreshTokens: false } }, (get) => {
   test('refresh answers carry no refresh token: the one in hand is kept', async () => {
@@ -26,7 +24,7 @@ group('a refresh token that does not rotate, and refresh answers without one', {
     get().configure({ REFRESH_GRACE_PERIOD: '1' });
     await contractHolds(get());
   });
-  test('[B] access tokens shorter than the grace window: every call past the renewal point refreshes, none answers 503', { skip: AWAITS_HELPER_B }, async () => {
+  test('[B] access tokens shorter than the grace window: every call past the renewal point refreshes, none answers 503', async () => {
     withQuirks(get(), { refreshWithoutRefreshToken: true });
     // 2 s tokens, renewed after 1 s, with the default 30 s grace window.
     const browser = await signedIn(get());
