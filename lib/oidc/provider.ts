@@ -1,4 +1,4 @@
-import { Agent } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
@@ -91,6 +91,11 @@ function recordClientRefused(endpoint: string, status: number): void {
   }
 }
 
+/** A fetch Response of either class (the global one, or the `undici` package's). */
+export function isHttpResponse(value: unknown): value is Response {
+  return value instanceof Response || (typeof value === 'object' && value !== null && Object.prototype.toString.call(value) === '[object Response]');
+}
+
 /**
  * The provider's connections. Connecting gives up well before the whole call's
  * `PROVIDER_TIMEOUT_SECONDS`, so that an unreachable provider (packets dropped) fails as
@@ -109,7 +114,10 @@ const providerAgent = new Agent({ connect: { timeout: PROVIDER_CONNECT_TIMEOUT_M
  * Only error bodies are read (a clone), never a body carrying tokens.
  */
 const observingFetch: client.CustomFetch = async (url, options) => {
-  const response = await fetch(url, { ...(options as RequestInit), dispatcher: providerAgent } as RequestInit);
+  // undici's own fetch: Node's built-in one cannot take this package's Agent. Its
+  // Response is another class than the global one, which openid-client accepts (it checks
+  // by shape); code here checks with `isHttpResponse`, never `instanceof Response`.
+  const response = (await undiciFetch(url, { ...(options as object), dispatcher: providerAgent } as Parameters<typeof undiciFetch>[1])) as unknown as Response;
   // openid-client POSTs only to client-authenticated endpoints (token, PAR, revocation).
   if (options.method !== 'POST') return response;
   const endpoint = new URL(url).pathname;
@@ -239,7 +247,7 @@ function safeCode(value: unknown): string | undefined {
 function httpResponseOf(error: unknown): Response | undefined {
   if (error instanceof client.ResponseBodyError) return error.response;
   const cause = (error as { cause?: unknown } | undefined)?.cause;
-  return cause instanceof Response ? cause : undefined;
+  return isHttpResponse(cause) ? cause : undefined;
 }
 
 function errorCode(error: unknown): string {

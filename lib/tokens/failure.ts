@@ -1,4 +1,4 @@
-import { isInvalidGrant } from '../oidc/provider.ts';
+import { isHttpResponse, isInvalidGrant } from '../oidc/provider.ts';
 
 /**
  * What a failed refresh request tells about the refresh token it carried (AUDIT L13):
@@ -40,7 +40,7 @@ export function classifyRefreshFailure(error: unknown): RefreshFailure {
   if (isInvalidGrant(error)) return 'grant_gone';
   const chain = causes(error);
   // openid-client keeps the provider's Response on its errors (`cause` or `response`).
-  const status = chain.find((c): c is Response => c instanceof Response)?.status;
+  const status = chain.find(isHttpResponse)?.status;
   if (status !== undefined) return status >= 200 && status < 300 ? 'unknown' : 'answered';
   const codes = chain.map((c) => (c && typeof c === 'object' ? (c as { code?: unknown }).code : undefined));
   if (codes.some((code) => typeof code === 'string' && NEVER_CONNECTED.has(code))) return 'not_sent';
