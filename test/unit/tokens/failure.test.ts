@@ -14,6 +14,15 @@ test('connection refused and DNS failures never reached the provider', () => {
   assert.equal(classifyRefreshFailure(fetchFailed('ENOTFOUND')), 'not_sent');
   const both = new TypeError('fetch failed', { cause: new AggregateError([fetchFailed('ECONNREFUSED').cause, fetchFailed('ECONNREFUSED').cause]) });
   assert.equal(classifyRefreshFailure(both), 'not_sent', 'happy eyeballs: every address refused');
+  // The provider's agent gives up connecting at 3 s of the call's 10 s (lib/oidc/provider.ts):
+  // packets dropped read as never sent, so the session is kept.
+  assert.equal(classifyRefreshFailure(fetchFailed('UND_ERR_CONNECT_TIMEOUT')), 'not_sent');
+});
+
+test("an error status is an answer with the undici package's Response class too (the provider's fetch)", async () => {
+  const { Response: UndiciResponse } = await import('undici');
+  const status503 = new client.ClientError('unexpected HTTP response status code', { cause: new UndiciResponse('down', { status: 503 }) });
+  assert.equal(classifyRefreshFailure(status503), 'answered');
 });
 
 test('a reset or a timeout after sending is unknown', () => {
