@@ -11,5 +11,12 @@ export async function register(): Promise<void> {
     installPeerHook();
     const { checkConfigAtStartup } = await import('./lib/config/startup.ts');
     checkConfigAtStartup();
+    if (process.env.NEXT_PHASE !== 'phase-production-build') {
+      // Discovery once at start, so that a mistyped OIDC_ISSUER is the first thing the log
+      // says (expected and received issuer, the URL, the status). It never blocks or
+      // refuses the start: the provider may simply not be up yet.
+      const [{ probeProvider }, { getConfig }] = await Promise.all([import('./lib/oidc/provider.ts'), import('./lib/config/load.ts')]);
+      void probeProvider(getConfig());
+    }
   }
 }
