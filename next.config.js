@@ -54,7 +54,11 @@ const nextConfig = {
   poweredByHeader: false,
   reactStrictMode: true,
   // oidc-provider is only used by the demo and tests, which run outside Next.
-  serverExternalPackages: ['oidc-provider'],
+  // openid-client is loaded by Node, not bundled: the provider's discovered Configuration
+  // is shared by every route bundle and by instrumentation.ts (lib/oidc/provider.ts keeps
+  // it on globalThis), and openid-client checks it with `instanceof` — a bundled copy per
+  // bundle would refuse another bundle's Configuration.
+  serverExternalPackages: ['oidc-provider', 'openid-client'],
   async headers() {
     // Every path but /api and /api/...: those answers are the APIs' own, with their own headers.
     return [{ source: '/((?!api/|api$).*)', headers: securityHeaders }];

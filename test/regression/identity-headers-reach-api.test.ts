@@ -60,7 +60,7 @@ test('a route cannot list them in forwardHeaders', () => {
         OIDC_ISSUER: 'https://id.example.com',
         OIDC_CLIENT_ID: 'c',
         OIDC_CLIENT_SECRET: 's',
-        SESSION_SECRETS: 'a-first-session-secret-of-32-chars!!',
+        SESSION_SECRETS: 'Jq8vN2rX5tLw0cYz3kFh7mPa9sDe4gUb6oIn1RyTqW8',
         BFF_ROUTES: JSON.stringify([{ path: '/api/orders', upstream: 'https://orders.internal', forwardHeaders: [name] }]),
       });
       assert.fail(`${name} was accepted in forwardHeaders`);
