@@ -4,6 +4,7 @@ import { log } from '../log.ts';
 import { checkSameOrigin } from '../security/csrf.ts';
 import { clearSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
+import { takeIdTokenHint } from '../session/storage-hint.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { getProvider } from './provider.ts';
 
@@ -14,7 +15,8 @@ import { getProvider } from './provider.ts';
  *  3. the refresh token is revoked (RFC 7009) so it is worthless even if it leaked;
  *  4. the cookie is expired with its own attributes;
  *  5. the browser goes to the provider's end_session_endpoint (RP-Initiated Logout 1.0)
- *     or, without one, home.
+ *     with `client_id` — or `id_token_hint` from the store when OIDC_END_SESSION_HINT=id_token
+ *     — or, without one, home.
  * The provider being unreachable does not keep the user signed in here.
  */
 export async function handleLogout(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
@@ -27,6 +29,7 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
   const session = loaded.session;
   if (session) {
     await endSession(store, session, config.session.absoluteTimeout);
+    const idTokenHint = await takeIdTokenHint(store, config, session);
     try {
       const provider = await getProvider(config);
       const metadata = provider.serverMetadata();
@@ -36,12 +39,15 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
           .catch((error: unknown) => log.warn('revocation_failed', { errorName: error instanceof Error ? error.name : 'unknown' }));
       }
       if (metadata.end_session_endpoint) {
+        // RP-Initiated Logout 1.0 §2: `client_id` names the client, so that the provider
+        // accepts post_logout_redirect_uri without an ID token in this browser-visible URL
+        // (history, the provider's access logs). Only providers that insist get the hint.
         const parameters: Record<string, string> = {
           post_logout_redirect_uri: `${config.appOrigin}/`,
           state: client.randomState(),
           client_id: config.oidc.clientId,
         };
-        if (session.idToken) parameters.id_token_hint = session.idToken;
+        if (idTokenHint) parameters.id_token_hint = idTokenHint;
         location = client.buildEndSessionUrl(provider, parameters).href;
       }
     } catch (error) {

@@ -3,7 +3,7 @@ import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { checkCsrf } from '../security/csrf.ts';
-import { clearSession, loadSession, rewriteSession, writeSession, type LoadedSession } from '../session/manager.ts';
+import { clearSession, loadSession, rewriteSession, writeSessionWithinBudget, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
@@ -18,6 +18,8 @@ interface PendingWrite {
   /** The session as this request leaves it (refreshed, or as loaded). */
   session: Session;
   loaded: LoadedSession;
+  /** The route's resource: its token is the last dropped when the cookie budget is tight. */
+  resource: string;
 }
 
 /**
@@ -25,12 +27,12 @@ interface PendingWrite {
  * session meanwhile, and writing back an older state would hand the browser a spent
  * refresh token.
  */
-async function cookiesToWrite({ session, loaded }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
+async function cookiesToWrite({ session, loaded, resource }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
   const newest = await sessionToWrite(session, config, store);
   if (!newest) return [];
   // Unchanged: an activity-only re-seal, shared by every request carrying this cookie.
   if (newest === loaded.session) return rewriteSession(loaded, config);
-  return writeSession(newest, loaded.present, config);
+  return writeSessionWithinBudget(newest, loaded.present, config, resource);
 }
 
 /**
@@ -87,7 +89,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
           throw error;
         }
         accessToken = grant.token.value;
-        if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded };
+        if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded, resource: route.resource ?? '' };
       }
     }
 
@@ -101,14 +103,22 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     const contentLength = request.headers.get('content-length');
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
-    let answer: UpstreamAnswer;
+    let answer: UpstreamAnswer | undefined;
     try {
       answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, request.signal);
     } finally {
       // Written once the API has answered (or failed), from the newest state known then:
       // other requests may have refreshed this session meanwhile, and an answer that
       // arrives last must not leave the browser holding a spent refresh token.
-      if (pending) setCookies.push(...(await cookiesToWrite(pending, config, store)));
+      if (pending) {
+        try {
+          setCookies.push(...(await cookiesToWrite(pending, config, store)));
+        } catch (error) {
+          // The answer will not be sent: free its pooled upstream connection.
+          await answer?.body?.cancel().catch(() => undefined);
+          throw error;
+        }
+      }
     }
     const headers = headersForBrowser(answer.headers, { authenticated: accessToken !== undefined });
     for (const cookie of setCookies) headers.append('set-cookie', cookie);

@@ -3,7 +3,7 @@ import { jsonResponse } from '../http/responses.ts';
 import { checkCsrf } from '../security/csrf.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { sessionToWrite } from '../tokens/manager.ts';
-import { clearSession, loadSession, rewriteSession, sessionExpiresAt, writeSession } from './manager.ts';
+import { clearSession, loadSession, rewriteSession, sessionExpiresAt, writeSessionWithinBudget } from './manager.ts';
 
 /**
  * `GET /auth/session`: who is signed in, for the page's JavaScript. Only the
@@ -23,7 +23,7 @@ export async function handleSession(request: Request, config: Config, store: Key
     // Recording activity must not write back a refresh token that another request has
     // spent meanwhile: the newest session known is what the browser should hold.
     const newest = await sessionToWrite(session, config, store);
-    const cookies = !newest ? [] : newest === session ? await rewriteSession(loaded, config) : await writeSession(newest, loaded.present, config);
+    const cookies = !newest ? [] : newest === session ? await rewriteSession(loaded, config) : await writeSessionWithinBudget(newest, loaded.present, config);
     for (const c of cookies) headers.append('set-cookie', c);
   }
   return jsonResponse(
