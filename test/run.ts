@@ -12,7 +12,7 @@
  * Usage: node test/run.ts [unit|integration|e2e|regression|<file>...]
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, globSync } from 'node:fs';
+import { existsSync, globSync, readFileSync } from 'node:fs';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { chromiumPath } from './helpers/chromium.ts';
@@ -36,7 +36,9 @@ if (explicitFiles.length === 0) {
   }
 }
 
-if (files.some((f) => f.includes('e2e/')) && process.env.SKIP_BUILD !== '1') {
+/** End-to-end files, and any other test (regression/) that drives the production server. */
+const usesProductionBuild = (f: string) => f.includes('e2e/') || readFileSync(f, 'utf8').includes('helpers/production-stack.ts');
+if (files.some(usesProductionBuild) && process.env.SKIP_BUILD !== '1') {
   process.stdout.write('Building the production server once for the end-to-end suite (next build)…\n');
   const build = spawnSync(process.execPath, ['node_modules/next/dist/bin/next', 'build'], {
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -48,7 +50,7 @@ if (files.some((f) => f.includes('e2e/')) && process.env.SKIP_BUILD !== '1') {
     process.exit(1);
   }
 }
-if (files.some((f) => f.includes('e2e/')) && !existsSync('.next/BUILD_ID')) {
+if (files.some(usesProductionBuild) && !existsSync('.next/BUILD_ID')) {
   process.stderr.write('No production build in .next: run `npm run build` or drop SKIP_BUILD.\n');
   process.exit(1);
 }
