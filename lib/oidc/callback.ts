@@ -45,7 +45,7 @@ export async function handleCallback(request: Request, config: Config, store: Ke
     // family not written now is expired, or a stale `cloakroom` would shadow new chunks
     // (readChunked prefers it) and a stale chunk would corrupt a shorter chunked seal.
     const present = familyNames(sessionCookieName(config), config.cookieMaxBytes);
-    const cookies = await sessionCookies(session, present, config);
+    const cookies = await sessionCookies(session, present, config, store);
     const headers = new Headers({ location: `${config.appOrigin}${tx.returnTo}`, 'cache-control': 'no-store' });
     headers.append('set-cookie', clearTx);
     for (const cookie of cookies) headers.append('set-cookie', cookie);
@@ -62,9 +62,9 @@ export async function handleCallback(request: Request, config: Config, store: Ke
  * budget: a cookie family the server in front refuses would lock the browser out of the
  * whole origin (AUDIT.md M2), so none is written.
  */
-async function sessionCookies(session: Session, present: readonly string[], config: Config): Promise<string[]> {
+async function sessionCookies(session: Session, present: readonly string[], config: Config, store: KeyValueStore): Promise<string[]> {
   try {
-    return await writeSession(session, present, config);
+    return await writeSession(session, present, config, { store });
   } catch (error) {
     if (!(error instanceof SessionTooLargeError)) throw error;
     throw new BrokerError('invalid_request', {

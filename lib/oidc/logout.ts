@@ -2,7 +2,7 @@ import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { log } from '../log.ts';
 import { checkSameOrigin } from '../security/csrf.ts';
-import { clearSession, loadSession } from '../session/manager.ts';
+import { clearSession, forgetSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import { takeIdTokenHint } from '../session/storage-hint.ts';
 import type { KeyValueStore } from '../stores/store.ts';
@@ -29,6 +29,8 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
   const session = loaded.session;
   if (session) {
     await endSession(store, session, config.session.absoluteTimeout);
+    // SESSION_STORAGE=server: the record goes too, so a copied cookie finds nothing.
+    await forgetSession(session, config, store);
     const idTokenHint = await takeIdTokenHint(store, config, session);
     try {
       const provider = await getProvider(config);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/load.ts';
 import { parseCookies } from '../http/cookies.ts';
 import { log } from '../log.ts';
+import { getStore } from '../stores/index.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { LRUCache } from 'lru-cache';
 import {
@@ -10,13 +11,11 @@ import {
   familyNames,
   presentBytes,
   presentNames,
-  readChunked,
   seal,
-  sealedWithOlderSecret,
   SessionTooLargeError,
   unseal,
-  writeChunked,
 } from './codec.ts';
+import { sessionStorage } from './storage.ts';
 import { sessionCookieAttributes, sessionCookieName } from './cookie.ts';
 import { isSessionEnded } from './revocation.ts';
 import { sessionExpiresAt, touchIntervalMs, type AccessToken, type Session } from './session.ts';
@@ -79,17 +78,22 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
   const cookies = parseCookies(request.headers.get('cookie'));
   const name = sessionCookieName(config);
   const present = presentNames(cookies, name);
-  const sealed = readChunked(cookies, name);
   // A family over the budget (written before the budget existed, or under a larger one)
   // is rewritten within it at once, or cleared when unreadable: left alone it would lock
   // the browser out behind a proxy's header limit.
   const oversized = present.length > 0 && presentBytes(cookies, present) > config.cookieMaxBytes;
-  if (!sealed) return { session: undefined, present, reason: 'absent', needsWrite: false };
+  const stored = await sessionStorage(config).read(cookies, config, store);
+  if (!stored) return { session: undefined, present, reason: 'absent', needsWrite: false };
+  if ('gone' in stored) return { session: undefined, present, reason: 'ended', needsWrite: false };
+  if ('failure' in stored) {
+    log.info('session_unreadable', { reason: stored.failure });
+    return { session: undefined, present, reason: 'unreadable', needsWrite: false };
+  }
 
-  const key = digest(sealed);
-  const unsealed = await unsealSession(sealed, key, config);
-  if ('failure' in unsealed) {
-    log.info('session_unreadable', { reason: unsealed.failure });
+  const key = digest(stored.sealed);
+  const unsealed = await unsealSession(stored.sealed, key, config);
+  if ('failure' in unsealed || (stored.expectedId !== undefined && unsealed.id !== stored.expectedId)) {
+    log.info('session_unreadable', { reason: 'failure' in unsealed ? unsealed.failure : 'invalid' });
     return { session: undefined, present, reason: 'unreadable', needsWrite: false };
   }
   const now = Date.now();
@@ -103,8 +107,16 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
   if (await isSessionEnded(store, unsealed)) {
     return { session: undefined, present, reason: 'ended', needsWrite: false };
   }
-  const needsWrite = oversized || now - unsealed.touchedAt >= touchIntervalMs(lifetimes) || sealedWithOlderSecret(sealed, config.session);
+  const needsWrite = oversized || now - unsealed.touchedAt >= touchIntervalMs(lifetimes) || stored.olderSecret;
   return { session: unsealed, present, needsWrite, key };
+}
+
+/**
+ * Forgets a session where it is kept (the server-side record), so that a copy of its
+ * cookie finds nothing. Revocation (`endSession`) is separate and covers both modes.
+ */
+export async function forgetSession(session: Session, config: Config, store: KeyValueStore): Promise<void> {
+  await sessionStorage(config).remove(session, config, store);
 }
 
 export function newSessionId(): string {
@@ -131,6 +143,8 @@ export interface WriteOptions {
    * refresh token is never dropped. Without this, only expired tokens are dropped.
    */
   shrink?: { keepResource?: string };
+  /** Where SESSION_STORAGE=server keeps the record. Default: the process's store. */
+  store?: KeyValueStore;
 }
 
 /** The sessions to try in turn: as it is, then smaller (see `WriteOptions.shrink`). */
@@ -155,10 +169,11 @@ export async function writeSession(session: Session, present: readonly string[],
   const remaining = Math.ceil((touched.createdAt + config.session.absoluteTimeout * 1000 - now) / 1000);
   const attributes = sessionCookieAttributes(config, remaining);
   let lastError: unknown;
+  const storage = sessionStorage(config);
   for (const candidate of candidates(touched, options)) {
     const sealed = await seal(candidate, config.session, remaining);
     try {
-      const cookies = writeChunked(sessionCookieName(config), sealed, attributes, present, config.cookieMaxBytes);
+      const cookies = await storage.save(candidate, sealed, remaining, attributes, present, config, options.store ?? getStore());
       if (candidate !== touched) {
         log.warn('session_tokens_dropped', { kept: Object.keys(candidate.tokens).length, had: Object.keys(touched.tokens).length });
       }
