@@ -4,7 +4,8 @@ import { BrokerError } from '../errors.ts';
 import { errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { newSessionId, writeSession } from '../session/manager.ts';
-import { familyNames, SessionTooLargeError } from '../session/codec.ts';
+import { parseCookies } from '../http/cookies.ts';
+import { familyNames, presentNames, SessionTooLargeError } from '../session/codec.ts';
 import { sessionCookieName } from '../session/cookie.ts';
 import { userFromClaims, type Session } from '../session/session.ts';
 import type { KeyValueStore } from '../stores/store.ts';
@@ -44,7 +45,9 @@ export async function handleCallback(request: Request, config: Config, store: Ke
     // redirect here, so which session cookies it holds is unknown: every name of the
     // family not written now is expired, or a stale `cloakroom` would shadow new chunks
     // (readChunked prefers it) and a stale chunk would corrupt a shorter chunked seal.
-    const present = familyNames(sessionCookieName(config), config.cookieMaxBytes);
+    const name = sessionCookieName(config);
+    // Plus any older, larger family the request does carry (a Lax cookie, a same-site provider).
+    const present = familyNames(name, config.cookieMaxBytes, presentNames(parseCookies(request.headers.get('cookie')), name));
     const cookies = await sessionCookies(session, present, config, store);
     const headers = new Headers({ location: `${config.appOrigin}${tx.returnTo}`, 'cache-control': 'no-store' });
     headers.append('set-cookie', clearTx);

@@ -36,6 +36,8 @@ export interface LoadedSession {
   needsWrite: boolean;
   /** A hash of the sealed value (cache key). */
   key?: string;
+  /** What the family the browser sent takes in its Cookie header (the weight of a rewrite). */
+  cookieBytes?: number;
 }
 
 /**
@@ -81,7 +83,8 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
   // A family over the budget (written before the budget existed, or under a larger one)
   // is rewritten within it at once, or cleared when unreadable: left alone it would lock
   // the browser out behind a proxy's header limit.
-  const oversized = present.length > 0 && presentBytes(cookies, present) > config.cookieMaxBytes;
+  const cookieBytes = presentBytes(cookies, present);
+  const oversized = present.length > 0 && cookieBytes > config.cookieMaxBytes;
   const stored = await sessionStorage(config).read(cookies, config, store);
   if (!stored) return { session: undefined, present, reason: 'absent', needsWrite: false };
   if ('gone' in stored) return { session: undefined, present, reason: 'ended', needsWrite: false };
@@ -108,7 +111,7 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
     return { session: undefined, present, reason: 'ended', needsWrite: false };
   }
   const needsWrite = oversized || now - unsealed.touchedAt >= touchIntervalMs(lifetimes) || stored.olderSecret;
-  return { session: unsealed, present, needsWrite, key };
+  return { session: unsealed, present, needsWrite, key, cookieBytes };
 }
 
 /**
@@ -226,8 +229,8 @@ export function rewriteSession(loaded: LoadedSession, config: Config): Promise<s
   const hit = rewriteCache.get(key);
   if (hit) return hit;
   const cookies = writeSessionWithinBudget(session, loaded.present, config);
-  // What the entry will weigh: the Set-Cookie values, about the seal's size plus attributes.
-  rewriteCache.set(key, cookies, { size: config.cookieMaxBytes + 512 });
+  // What the entry will weigh: the Set-Cookie values, about the cookies' size plus attributes.
+  rewriteCache.set(key, cookies, { size: Math.min(config.cookieMaxBytes, loaded.cookieBytes ?? config.cookieMaxBytes) + 512 });
   return cookies;
 }
 
