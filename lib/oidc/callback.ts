@@ -3,6 +3,7 @@ import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
 import { log } from '../log.ts';
+import { metrics } from '../ops/metrics.ts';
 import { newSessionId, writeSession } from '../session/manager.ts';
 import { parseCookies } from '../http/cookies.ts';
 import { familyNames, presentNames, SessionTooLargeError } from '../session/codec.ts';
@@ -53,6 +54,7 @@ export async function handleCallback(request: Request, config: Config, store: Ke
     headers.append('set-cookie', clearTx);
     for (const cookie of cookies) headers.append('set-cookie', cookie);
     await keepIdTokenHint(store, config, session, idToken);
+    metrics.sessionsStarted.inc();
     log.info('sign_in', { session: session.id.slice(0, 8) });
     return new Response(null, { status: 303, headers });
   } catch (error) {

@@ -1,6 +1,7 @@
 import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { log } from '../log.ts';
+import { metrics } from '../ops/metrics.ts';
 import { checkSameOrigin } from '../security/csrf.ts';
 import { clearSession, forgetSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
@@ -29,6 +30,7 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
   const session = loaded.session;
   if (session) {
     await endSession(store, session, config.session.absoluteTimeout);
+    metrics.sessionsEnded.inc({ reason: 'logout' });
     // SESSION_STORAGE=server: the record goes too, so a copied cookie finds nothing.
     await forgetSession(session, config, store);
     const idTokenHint = await takeIdTokenHint(store, config, session);

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { getConfig } from '../../../lib/config/load.ts';
+import { metrics } from '../../../lib/ops/metrics.ts';
 import { storeKeys } from '../../../lib/stores/keys.ts';
 import { fetchWithJar } from '../../helpers/idp-login.ts';
 import { CLIENT_ID, startStack, type BrowserClient, type Stack } from '../../helpers/stack.ts';
@@ -146,6 +147,20 @@ describe('POST /auth/logout', () => {
     assert.equal(response.status, 303);
     assert.deepEqual(await sessionOf(leaving), { authenticated: false });
     assert.equal((await sessionOf(staying)).authenticated, true);
+  });
+
+  test('a sign-in counts in cloakroom_sessions_started_total, a logout in cloakroom_sessions_ended_total{reason="logout"}', async () => {
+    const value = async (name: 'cloakroom_sessions_started_total' | 'cloakroom_sessions_ended_total', labels: Record<string, string> = {}) => {
+      const counter = name === 'cloakroom_sessions_started_total' ? metrics.sessionsStarted : metrics.sessionsEnded;
+      const { values } = await counter.get();
+      return values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+    };
+    const started = await value('cloakroom_sessions_started_total');
+    const ended = await value('cloakroom_sessions_ended_total', { reason: 'logout' });
+    const browser = await signedIn();
+    assert.equal(await value('cloakroom_sessions_started_total'), started + 1);
+    assert.equal((await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: browser.origin } })).status, 303);
+    assert.equal(await value('cloakroom_sessions_ended_total', { reason: 'logout' }), ended + 1);
   });
 
   test('logout without a session: 303 to the app root', async () => {
