@@ -48,6 +48,9 @@ export interface Config {
   /** RATE_LIMIT_API, RATE_LIMIT_AUTH (per minute, 0 = off), TRUSTED_PROXY_HOPS. */
   rateLimits: { api: number; auth: number };
   trustedProxyHops: number;
+  /** SESSION_STORAGE (default cookie) and OIDC_END_SESSION_HINT (default client_id). */
+  sessionStorage: 'cookie' | 'server';
+  endSessionHint: 'client_id' | 'id_token';
   routes: Route[];
   port: number;
 }
@@ -267,6 +270,8 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     },
     rateLimits: { api: v.RATE_LIMIT_API, auth: v.RATE_LIMIT_AUTH },
     trustedProxyHops: v.TRUSTED_PROXY_HOPS,
+    sessionStorage: v.SESSION_STORAGE,
+    endSessionHint: v.OIDC_END_SESSION_HINT,
     routes,
     port: v.PORT,
   };

@@ -152,6 +152,19 @@ export const envSchema = z.object({
    * that a misspelt level is refused at start instead of silently logging at `info`.
    */
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error'], { error: 'LOG_LEVEL must be one of debug, info, warn, error' }).default('info'),
+  /**
+   * Default: cookie. Where a session lives. `cookie`: sealed in the
+   * session cookie itself. `server`: the cookie carries only a sealed random handle, and
+   * the session with its tokens lives in the store, sealed.
+   */
+  SESSION_STORAGE: z.enum(['cookie', 'server'], { error: 'SESSION_STORAGE must be "cookie" or "server"' }).default('cookie'),
+  /**
+   * Default: client_id. What RP-initiated logout tells the provider about the session:
+   * `client_id` sends `client_id` (no ID token in the browser-visible logout URL);
+   * `id_token` sends `id_token_hint`, for providers that require it (e.g. Okta), and
+   * keeps the ID token sealed in the store for that purpose, never in the cookie.
+   */
+  OIDC_END_SESSION_HINT: z.enum(['client_id', 'id_token'], { error: 'OIDC_END_SESSION_HINT must be "client_id" or "id_token"' }).default('client_id'),
   /** Default: 3000. */
   PORT: z
     .string()

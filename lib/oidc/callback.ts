@@ -4,10 +4,14 @@ import { BrokerError } from '../errors.ts';
 import { errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { limitSignIn } from '../ops/rate-limit.ts';
+import { metrics } from '../ops/metrics.ts';
 import { newSessionId, writeSession } from '../session/manager.ts';
-import { chunkNames, MAX_CHUNKS } from '../session/codec.ts';
+import { parseCookies } from '../http/cookies.ts';
+import { familyNames, presentNames, SessionTooLargeError } from '../session/codec.ts';
 import { sessionCookieName } from '../session/cookie.ts';
-import type { Session } from '../session/session.ts';
+import { userFromClaims, type Session } from '../session/session.ts';
+import type { KeyValueStore } from '../stores/store.ts';
+import { keepIdTokenHint } from '../session/storage-hint.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
 import { getProvider, isInvalidGrant, providerErrorCode } from './provider.ts';
 import { tokenFromResponse } from './tokens.ts';
@@ -23,7 +27,7 @@ import { userWithUserInfo } from './userinfo.ts';
  *   4. code   — exchange with PKCE; the ID token's signature, audience and nonce are checked
  *   5. session — the cookie is written and the browser sent to `returnTo`
  */
-export async function handleCallback(request: Request, config: Config): Promise<Response> {
+export async function handleCallback(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
   // First, before any unseal or provider call (AUDIT.md M10); shares /auth/login's budget.
   await limitSignIn(request, config);
   const query = new URL(request.url).searchParams;
@@ -41,20 +45,43 @@ export async function handleCallback(request: Request, config: Config): Promise<
     const provider = await getProvider(config);
     checkIssuer(query, provider);
     checkProviderError(query);
-    const session = await exchangeCode(query, tx, provider, config);
+    const { session, idToken } = await exchangeCode(query, tx, provider, config);
     // The browser sends no SameSite=Strict session cookie on the provider's cross-site
     // redirect here, so which session cookies it holds is unknown: every name of the
     // family not written now is expired, or a stale `cloakroom` would shadow new chunks
     // (readChunked prefers it) and a stale chunk would corrupt a shorter chunked seal.
     const name = sessionCookieName(config);
-    const present = [name, ...chunkNames(name, MAX_CHUNKS)];
+    // Plus any older, larger family the request does carry (a Lax cookie, a same-site provider).
+    const present = familyNames(name, config.cookieMaxBytes, presentNames(parseCookies(request.headers.get('cookie')), name));
+    const cookies = await sessionCookies(session, present, config, store);
     const headers = new Headers({ location: `${config.appOrigin}${tx.returnTo}`, 'cache-control': 'no-store' });
     headers.append('set-cookie', clearTx);
-    for (const cookie of await writeSession(session, present, config)) headers.append('set-cookie', cookie);
+    for (const cookie of cookies) headers.append('set-cookie', cookie);
+    await keepIdTokenHint(store, config, session, idToken);
+    metrics.sessionsStarted.inc();
     log.info('sign_in', { session: session.id.slice(0, 8) });
     return new Response(null, { status: 303, headers });
   } catch (error) {
     return failure(request, error, [['set-cookie', clearTx]]);
+  }
+}
+
+/**
+ * The new session's cookies, or a clear refusal when the session cannot fit the cookie
+ * budget: a cookie family the server in front refuses would lock the browser out of the
+ * whole origin (AUDIT.md M2), so none is written.
+ */
+async function sessionCookies(session: Session, present: readonly string[], config: Config, store: KeyValueStore): Promise<string[]> {
+  try {
+    return await writeSession(session, present, config, { store });
+  } catch (error) {
+    if (!(error instanceof SessionTooLargeError)) throw error;
+    throw new BrokerError('invalid_request', {
+      publicMessage:
+        `This sign-in's session needs ${error.bytes} bytes of cookies, more than SESSION_COOKIE_MAX_BYTES (${error.budget}) allows. ` +
+        'The operator can set SESSION_STORAGE=server to keep sessions in the store, or raise SESSION_COOKIE_MAX_BYTES as far as the proxies in front accept.',
+      cause: error,
+    });
   }
 }
 
@@ -109,7 +136,7 @@ async function exchangeCode(
   tx: LoginTransaction,
   provider: client.Configuration,
   config: Config,
-): Promise<Session> {
+): Promise<{ session: Session; idToken: string | undefined }> {
   // openid-client takes redirect_uri from this URL: build it from configuration, never
   // from the request's Host.
   const currentUrl = new URL(`${config.redirectUri}?${query.toString()}`);
@@ -134,7 +161,7 @@ async function exchangeCode(
   const claims = tokens.claims();
   if (!claims) throw new BrokerError('invalid_request', { publicMessage: 'The identity provider sent no ID token.' });
   const now = Date.now();
-  return {
+  const session: Session = {
     v: 1,
     id: newSessionId(),
     iss: claims.iss,
@@ -142,10 +169,12 @@ async function exchangeCode(
     idpSid: typeof claims.sid === 'string' ? claims.sid : undefined,
     // OIDC Core §5.4: name and email may come from UserInfo alone.
     user: await userWithUserInfo(provider, tokens.access_token, claims, config.oidc.scopes),
-    idToken: tokens.id_token,
     refreshToken: tokens.refresh_token,
     tokens: { '': tokenFromResponse(tokens, now, config.tokens.refreshSkew) },
     createdAt: now,
     touchedAt: now,
   };
+  // The ID token is not part of the session: its claims were checked and the few shown
+  // copied; only a logout hint may keep it, server-side (see storage-hint.ts).
+  return { session, idToken: tokens.id_token };
 }

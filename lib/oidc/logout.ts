@@ -1,9 +1,11 @@
 import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { log } from '../log.ts';
+import { metrics } from '../ops/metrics.ts';
 import { checkSameOrigin } from '../security/csrf.ts';
-import { clearSession, loadSession } from '../session/manager.ts';
+import { clearSession, forgetSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
+import { takeIdTokenHint } from '../session/storage-hint.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { forgetRefreshRecord, liveRefreshTokens } from '../tokens/manager.ts';
 import { describeProviderError, getProvider } from './provider.ts';
@@ -19,7 +21,8 @@ const REVOCATION_UNSUPPORTED =
  *  3. the refresh token is revoked (RFC 7009) so it is worthless even if it leaked;
  *  4. the cookie is expired with its own attributes;
  *  5. the browser goes to the provider's end_session_endpoint (RP-Initiated Logout 1.0)
- *     or, without one, home.
+ *     with `client_id` — or `id_token_hint` from the store when OIDC_END_SESSION_HINT=id_token
+ *     — or, without one, home.
  * The provider being unreachable does not keep the user signed in here.
  */
 export async function handleLogout(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
@@ -32,10 +35,14 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
   const session = loaded.session;
   if (session) {
     await endSession(store, config, session);
+    metrics.sessionsEnded.inc({ reason: 'logout' });
     // The live refresh token is the session record's, not necessarily the cookie's: an
     // answer that rotated it may never have reached the browser (AUDIT L1).
     const refreshTokens = await liveRefreshTokens(session, config, store);
     await forgetRefreshRecord(session, config, store);
+    // SESSION_STORAGE=server: the record goes too, so a copied cookie finds nothing.
+    await forgetSession(session, config, store);
+    const idTokenHint = await takeIdTokenHint(store, config, session);
     try {
       const provider = await getProvider(config);
       const metadata = provider.serverMetadata();
@@ -51,12 +58,15 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
         log.warn('revocation_unsupported', { problem: REVOCATION_UNSUPPORTED });
       }
       if (metadata.end_session_endpoint) {
+        // RP-Initiated Logout 1.0 §2: `client_id` names the client, so that the provider
+        // accepts post_logout_redirect_uri without an ID token in this browser-visible URL
+        // (history, the provider's access logs). Only providers that insist get the hint.
         const parameters: Record<string, string> = {
           post_logout_redirect_uri: `${config.appOrigin}/`,
           state: client.randomState(),
           client_id: config.oidc.clientId,
         };
-        if (session.idToken) parameters.id_token_hint = session.idToken;
+        if (idTokenHint) parameters.id_token_hint = idTokenHint;
         location = client.buildEndSessionUrl(provider, parameters).href;
       }
     } catch (error) {

@@ -4,7 +4,7 @@ import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkCsrf } from '../security/csrf.ts';
-import { clearSession, loadSession, rewriteSession, writeSession, type LoadedSession } from '../session/manager.ts';
+import { clearSession, loadSession, rewriteSession, writeSessionWithinBudget, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
@@ -20,6 +20,8 @@ interface PendingWrite {
   /** The session as this request leaves it (refreshed, or as loaded). */
   session: Session;
   loaded: LoadedSession;
+  /** The route's resource: its token is the last dropped when the cookie budget is tight. */
+  resource: string;
 }
 
 /**
@@ -27,12 +29,12 @@ interface PendingWrite {
  * session meanwhile, and writing back an older state would hand the browser a spent
  * refresh token.
  */
-async function cookiesToWrite({ session, loaded }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
+async function cookiesToWrite({ session, loaded, resource }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
   const newest = await sessionToWrite(session, config, store);
   if (!newest) return [];
   // Unchanged: an activity-only re-seal, shared by every request carrying this cookie.
   if (newest === loaded.session) return rewriteSession(loaded, config);
-  return writeSession(newest, loaded.present, config);
+  return writeSessionWithinBudget(newest, loaded.present, config, resource);
 }
 
 /**
@@ -120,7 +122,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
         }
         accessToken = grant.token.value;
         sessionId = loaded.session.id;
-        if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded };
+        if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded, resource: route.resource ?? '' };
       }
     }
 
@@ -135,7 +137,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     const contentLength = request.headers.get('content-length');
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
-    let answer: UpstreamAnswer;
+    let answer: UpstreamAnswer | undefined;
     try {
       // Admitted inside the try: a call refused here still carries the cookie of a refresh it made.
       const release = admitExchange(route, sessionId);

@@ -4,7 +4,7 @@ import { jsonResponse } from '../http/responses.ts';
 import { checkCsrf } from '../security/csrf.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { reconcileSession } from '../tokens/manager.ts';
-import { clearSession, loadSession, rewriteSession, sessionExpiresAt, writeSession } from './manager.ts';
+import { clearSession, loadSession, rewriteSession, sessionExpiresAt, writeSessionWithinBudget } from './manager.ts';
 
 /**
  * `GET /auth/session`: who is signed in, for the page's JavaScript. Only the
@@ -36,7 +36,7 @@ export async function handleSession(request: Request, config: Config, store: Key
     return jsonResponse({ authenticated: false }, 200, headers);
   }
   if (newest !== session) {
-    for (const c of await writeSession(newest, loaded.present, config)) headers.append('set-cookie', c);
+    for (const c of await writeSessionWithinBudget(newest, loaded.present, config)) headers.append('set-cookie', c);
   } else if (loaded.needsWrite) {
     for (const c of await rewriteSession(loaded, config)) headers.append('set-cookie', c);
   }

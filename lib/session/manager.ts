@@ -2,11 +2,24 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/load.ts';
 import { parseCookies } from '../http/cookies.ts';
 import { log } from '../log.ts';
+import { getStore } from '../stores/index.ts';
 import type { KeyValueStore } from '../stores/store.ts';
-import { digest, expireAll, presentNames, readChunked, seal, sealedWithOlderSecret, unseal, writeChunked } from './codec.ts';
+import { LRUCache } from 'lru-cache';
+import {
+  digest,
+  expireAll,
+  familyNames,
+  presentBytes,
+  presentNames,
+  seal,
+  SessionTooLargeError,
+  unseal,
+} from './codec.ts';
+import { sessionStorage } from './storage.ts';
 import { sessionCookieAttributes, sessionCookieName } from './cookie.ts';
 import { isSessionEnded } from './revocation.ts';
-import { sessionExpiresAt, touchIntervalMs, type Session } from './session.ts';
+import { sessionExpiresAt, touchIntervalMs, type AccessToken, type Session } from './session.ts';
+import { UnsealCache, type Opened } from './unseal-cache.ts';
 
 /**
  * Reading and writing the session of a request. The order of checks is the order of
@@ -23,50 +36,35 @@ export interface LoadedSession {
   needsWrite: boolean;
   /** A hash of the sealed value (cache key). */
   key?: string;
+  /** What the family the browser sent takes in its Cookie header (the weight of a rewrite). */
+  cookieBytes?: number;
 }
 
 /**
- * A sealed value seen recently maps to its unsealed session, so that a page's burst of
- * API calls pays for one decrypt. Keyed by a hash of the seal; bounded; entries are
- * frozen. Revocation and lifetimes are still checked on every request, so the entry
- * may live as long as the cookie is in use: a hit extends it, and the first request
- * of a burst does the unseal that the others await (no stampede of decrypts when many
- * sessions' entries would otherwise expire together).
+ * The unseal cache (see `unseal-cache.ts`: LRU for successes bounded by entries and
+ * bytes, failures apart). It belongs to one configuration (its secrets); tests that
+ * reconfigure start afresh.
  */
-const UNSEAL_CACHE_TTL_MS = 30_000;
-const UNSEAL_CACHE_MAX = 10_000;
-type Unsealed = Session | { failure: string };
-const unsealCache = new Map<string, { result: Promise<Unsealed>; until: number }>();
-/** The cache belongs to one configuration (its secrets); tests that reconfigure start afresh. */
-let cacheConfig: Config | undefined;
+/** Decrypts and cache hits since start (the benchmark reports them). */
 export const unsealStats = { unseals: 0, cacheHits: 0 };
+let unsealCache = new UnsealCache<Session>(undefined, unsealStats);
+let cacheConfig: Config | undefined;
 
-function unsealSession(sealed: string, key: string, config: Config): Promise<Unsealed> {
-  if (cacheConfig !== config) {
-    unsealCache.clear();
-    rewriteCache.clear();
-    cacheConfig = config;
-  }
-  const now = Date.now();
-  const hit = unsealCache.get(key);
-  if (hit && hit.until > now) {
-    unsealStats.cacheHits++;
-    if (hit.until - now < UNSEAL_CACHE_TTL_MS / 2) {
-      // Refresh-on-use, and move to the end so that eviction drops the least recently used.
-      unsealCache.delete(key);
-      unsealCache.set(key, { result: hit.result, until: now + UNSEAL_CACHE_TTL_MS });
-    }
-    return hit.result;
-  }
-  unsealStats.unseals++;
-  const result = unseal<Session>(sealed, config.session, config.session.absoluteTimeout).then((opened): Unsealed => {
+function cachesFor(config: Config): void {
+  if (cacheConfig === config) return;
+  unsealCache = new UnsealCache<Session>(undefined, unsealStats);
+  rewriteCache.clear();
+  cacheConfig = config;
+}
+
+function unsealSession(sealed: string, key: string, config: Config): Promise<Opened<Session>> {
+  cachesFor(config);
+  return unsealCache.get(key, sealed.length, async () => {
+    const opened = await unseal<Session>(sealed, config.session, config.session.absoluteTimeout);
     if ('failure' in opened) return opened;
     if (opened.data.v !== 1 || typeof opened.data.id !== 'string') return { failure: 'invalid' };
     return Object.freeze(opened.data);
   });
-  if (unsealCache.size >= UNSEAL_CACHE_MAX) unsealCache.delete(unsealCache.keys().next().value as string);
-  unsealCache.set(key, { result, until: now + UNSEAL_CACHE_TTL_MS });
-  return result;
 }
 
 /**
@@ -75,21 +73,30 @@ function unsealSession(sealed: string, key: string, config: Config): Promise<Uns
  */
 function rememberSealed(sealed: string, session: Session, config: Config): void {
   if (cacheConfig !== config) return;
-  if (unsealCache.size >= UNSEAL_CACHE_MAX) unsealCache.delete(unsealCache.keys().next().value as string);
-  unsealCache.set(digest(sealed), { result: Promise.resolve(Object.freeze(session)), until: Date.now() + UNSEAL_CACHE_TTL_MS });
+  unsealCache.remember(digest(sealed), sealed.length, Object.freeze(session));
 }
 
 export async function loadSession(request: Request, config: Config, store: KeyValueStore): Promise<LoadedSession> {
   const cookies = parseCookies(request.headers.get('cookie'));
   const name = sessionCookieName(config);
   const present = presentNames(cookies, name);
-  const sealed = readChunked(cookies, name);
-  if (!sealed) return { session: undefined, present, reason: 'absent', needsWrite: false };
+  // A family over the budget (written before the budget existed, or under a larger one)
+  // is rewritten within it at once, or cleared when unreadable: left alone it would lock
+  // the browser out behind a proxy's header limit.
+  const cookieBytes = presentBytes(cookies, present);
+  const oversized = present.length > 0 && cookieBytes > config.cookieMaxBytes;
+  const stored = await sessionStorage(config).read(cookies, config, store);
+  if (!stored) return { session: undefined, present, reason: 'absent', needsWrite: false };
+  if ('gone' in stored) return { session: undefined, present, reason: 'ended', needsWrite: false };
+  if ('failure' in stored) {
+    log.info('session_unreadable', { reason: stored.failure });
+    return { session: undefined, present, reason: 'unreadable', needsWrite: false };
+  }
 
-  const key = digest(sealed);
-  const unsealed = await unsealSession(sealed, key, config);
-  if ('failure' in unsealed) {
-    log.info('session_unreadable', { reason: unsealed.failure });
+  const key = digest(stored.sealed);
+  const unsealed = await unsealSession(stored.sealed, key, config);
+  if ('failure' in unsealed || (stored.expectedId !== undefined && unsealed.id !== stored.expectedId)) {
+    log.info('session_unreadable', { reason: 'failure' in unsealed ? unsealed.failure : 'invalid' });
     return { session: undefined, present, reason: 'unreadable', needsWrite: false };
   }
   const now = Date.now();
@@ -103,8 +110,16 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
   if (await isSessionEnded(store, config, unsealed)) {
     return { session: undefined, present, reason: 'ended', needsWrite: false };
   }
-  const needsWrite = now - unsealed.touchedAt >= touchIntervalMs(lifetimes) || sealedWithOlderSecret(sealed, config.session);
-  return { session: unsealed, present, needsWrite, key };
+  const needsWrite = oversized || now - unsealed.touchedAt >= touchIntervalMs(lifetimes) || stored.olderSecret;
+  return { session: unsealed, present, needsWrite, key, cookieBytes };
+}
+
+/**
+ * Forgets a session where it is kept (the server-side record), so that a copy of its
+ * cookie finds nothing. Revocation (`endSession`) is separate and covers both modes.
+ */
+export async function forgetSession(session: Session, config: Config, store: KeyValueStore): Promise<void> {
+  await sessionStorage(config).remove(session, config, store);
 }
 
 export function newSessionId(): string {
@@ -112,42 +127,120 @@ export function newSessionId(): string {
 }
 
 /**
- * Set-Cookie values for `session`, touched now. Max-Age runs to the absolute timeout;
- * the server enforces the idle timeout itself from `touchedAt` inside the seal.
+ * What the cookie carries of a session: only what the broker needs (M2). The ID token
+ * never (RP-initiated logout sends `client_id`, or a hint kept in the store); an access
+ * token that has expired is useless, so it is dropped.
  */
-export async function writeSession(session: Session, present: readonly string[], config: Config): Promise<string[]> {
+export function cookiePayload(session: Session, now: number): Session {
+  const rest: Session = { ...session };
+  delete rest.idToken;
+  const tokens: Record<string, AccessToken> = {};
+  for (const [resource, token] of Object.entries(session.tokens)) if (token.expiresAt > now) tokens[resource] = token;
+  return { ...rest, tokens };
+}
+
+export interface WriteOptions {
+  /**
+   * Over the budget, access tokens may be dropped to make room (they can be obtained
+   * again with the refresh token): first every other resource's, then this one's. The
+   * refresh token is never dropped. Without this, only expired tokens are dropped.
+   */
+  shrink?: { keepResource?: string };
+  /** Where SESSION_STORAGE=server keeps the record. Default: the process's store. */
+  store?: KeyValueStore;
+}
+
+/** The sessions to try in turn: as it is, then smaller (see `WriteOptions.shrink`). */
+function candidates(session: Session, options: WriteOptions): Session[] {
+  const list = [session];
+  if (!options.shrink) return list;
+  const keep = options.shrink.keepResource;
+  const kept = keep !== undefined && session.tokens[keep] ? { [keep]: session.tokens[keep] } : {};
+  if (Object.keys(kept).length < Object.keys(session.tokens).length) list.push({ ...session, tokens: kept });
+  if (Object.keys(kept).length > 0) list.push({ ...session, tokens: {} });
+  return list;
+}
+
+/**
+ * Set-Cookie values for `session`, touched now, within SESSION_COOKIE_MAX_BYTES. Max-Age
+ * runs to the absolute timeout; the server enforces the idle timeout itself from
+ * `touchedAt` inside the seal. Throws `SessionTooLargeError` when it cannot fit.
+ */
+export async function writeSession(session: Session, present: readonly string[], config: Config, options: WriteOptions = {}): Promise<string[]> {
   const now = Date.now();
-  const touched: Session = { ...session, touchedAt: now };
+  const touched: Session = { ...cookiePayload(session, now), touchedAt: now };
   const remaining = Math.ceil((touched.createdAt + config.session.absoluteTimeout * 1000 - now) / 1000);
-  const sealed = await seal(touched, config.session, remaining);
-  rememberSealed(sealed, touched, config);
-  return writeChunked(sessionCookieName(config), sealed, sessionCookieAttributes(config, remaining), present);
+  const attributes = sessionCookieAttributes(config, remaining);
+  let lastError: unknown;
+  const storage = sessionStorage(config);
+  for (const candidate of candidates(touched, options)) {
+    const sealed = await seal(candidate, config.session, remaining);
+    try {
+      const cookies = await storage.save(candidate, sealed, remaining, attributes, present, config, options.store ?? getStore());
+      if (candidate !== touched) {
+        log.warn('session_tokens_dropped', { kept: Object.keys(candidate.tokens).length, had: Object.keys(touched.tokens).length });
+      }
+      rememberSealed(sealed, candidate, config);
+      return cookies;
+    } catch (error) {
+      if (!(error instanceof SessionTooLargeError)) throw error;
+      lastError = error;
+    }
+  }
+  const tooLarge = lastError as SessionTooLargeError;
+  log.error('session_too_large', { bytes: tooLarge.bytes, budget: tooLarge.budget });
+  throw tooLarge;
+}
+
+/**
+ * `writeSession` for answers that must go out whatever happens (the proxy, after the API
+ * answered): over the budget it drops access tokens, other resources' first, and keeps
+ * the refresh token; it never throws. When even that cannot fit, no cookie is written
+ * and the failure is logged: the answer itself is not lost to a 500.
+ */
+export async function writeSessionWithinBudget(
+  session: Session,
+  present: readonly string[],
+  config: Config,
+  keepResource?: string,
+): Promise<string[]> {
+  try {
+    return await writeSession(session, present, config, { shrink: { keepResource } });
+  } catch (error) {
+    if (!(error instanceof SessionTooLargeError)) log.error('session_write_failed', { errorName: error instanceof Error ? error.name : 'unknown' });
+    return [];
+  }
 }
 
 /**
  * The cookie of a session that only needs its idle activity recorded (or a re-seal under
- * the current secret). Concurrent and immediately following requests that carry the same
- * old cookie get the same new one, sealed once, instead of one seal each.
+ * the current secret, or within the budget). Concurrent and immediately following
+ * requests that carry the same old cookie get the same new one, sealed once, instead of
+ * one seal each. Bounded by entries and bytes, least recently used evicted first; only
+ * live sessions reach it.
  */
 const REWRITE_CACHE_TTL_MS = 10_000;
-const rewriteCache = new Map<string, { cookies: Promise<string[]>; until: number }>();
+const rewriteCache = new LRUCache<string, Promise<string[]>>({ max: 10_000, maxSize: 16 * 1024 * 1024, ttl: REWRITE_CACHE_TTL_MS });
 
 export function rewriteSession(loaded: LoadedSession, config: Config): Promise<string[]> {
   const { session, key } = loaded;
   if (!session || !key) return Promise.resolve([]);
-  const now = Date.now();
+  cachesFor(config);
   const hit = rewriteCache.get(key);
-  if (hit && hit.until > now) return hit.cookies;
-  if (rewriteCache.size >= UNSEAL_CACHE_MAX) rewriteCache.delete(rewriteCache.keys().next().value as string);
-  const cookies = writeSession(session, loaded.present, config);
-  rewriteCache.set(key, { cookies, until: now + REWRITE_CACHE_TTL_MS });
+  if (hit) return hit;
+  const cookies = writeSessionWithinBudget(session, loaded.present, config);
+  // What the entry will weigh: the Set-Cookie values, about the cookies' size plus attributes.
+  rewriteCache.set(key, cookies, { size: Math.min(config.cookieMaxBytes, loaded.cookieBytes ?? config.cookieMaxBytes) + 512 });
   return cookies;
 }
 
-/** Expires every session cookie the browser sent, with the attributes it was set with. */
+/**
+ * Expires the whole session cookie family, with the attributes it was set with: every
+ * name the browser may hold, not only those this request carried — another answer may
+ * have changed the family (chunked ⇄ single) while this request was on its way.
+ */
 export function clearSession(present: readonly string[], config: Config): string[] {
-  const names = present.length > 0 ? present : [sessionCookieName(config)];
-  return expireAll(names, sessionCookieAttributes(config));
+  return expireAll(familyNames(sessionCookieName(config), config.cookieMaxBytes, present), sessionCookieAttributes(config));
 }
 
 export { sessionExpiresAt };

@@ -21,7 +21,10 @@ export interface Session {
   idpSid?: string;
   /** The allow-listed ID-token claims that `/auth/session` shows. */
   user: SessionUser;
-  /** Kept only for `id_token_hint` at RP-initiated logout. */
+  /**
+   * Never sealed into the cookie (`cookiePayload` drops it): a refresh may hand one over
+   * in passing. The logout hint, when configured, lives in the store (storage-hint.ts).
+   */
   idToken?: string;
   refreshToken?: string;
   /** Access tokens by RFC 8707 resource; '' is the token of the sign-in itself. */

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Cookie, type Page, type Response } from 'playwright-core';
 import { chromiumPath } from '../helpers/chromium.ts';
-import { startProductionStack, type ProductionStack } from '../helpers/production-stack.ts';
+import { CLIENT_ID, startProductionStack, type ProductionStack } from '../helpers/production-stack.ts';
 
 const CHROMIUM = chromiumPath();
 const CHROMIUM_ARGS = [
@@ -187,21 +187,19 @@ describe('the demo page in Chromium', { skip: CHROMIUM ? false : 'no Chromium (i
       await waitForText(page, 'status', 'Signed out');
       assert.equal(sessionCookies(await context.cookies(stack.url)).length, 0, 'the session cookie is gone');
 
-      // RP-initiated logout sends the ID token to the provider as id_token_hint (through the
-      // browser, as in every OIDC client); no access or refresh token travels that way.
+      // RP-initiated logout names the client (`client_id`): no token of any kind travels
+      // through the browser, the ID token included (AUDIT.md L10: browser history, the
+      // provider's access logs).
       const logoutSeen = (await recorder.settled()).slice(signOutStart);
       const logoutRedirect = logoutSeen.find((s) => s.url === `${stack.url}/auth/logout`);
       assert.equal(logoutRedirect?.status, 303, 'the sign-out form posted to /auth/logout and was redirected');
-      assert.ok(new URL(logoutRedirect.headers.location ?? '').href.startsWith(`${stack.idp.issuer}/session/end?`), 'to the end_session_endpoint');
+      const endSession = new URL(logoutRedirect.headers.location ?? '');
+      assert.ok(endSession.href.startsWith(`${stack.idp.issuer}/session/end?`), 'to the end_session_endpoint');
+      assert.equal(endSession.searchParams.get('id_token_hint'), null);
+      assert.equal(endSession.searchParams.get('client_id'), CLIENT_ID);
       for (const s of logoutSeen) {
-        const content = `${JSON.stringify(s.headers)}\n${s.body}`;
-        for (const token of tokens) {
-          if (!content.includes(token.value)) continue;
-          assert.equal(token.kind, 'id_token', `${s.status} ${s.url} holds a ${token.kind}`);
-          const location = new URL(s.headers.location ?? '', stack.url);
-          assert.ok(s.url.endsWith('/auth/logout') && s.status === 303, `the ID token only in the logout redirect, not in ${s.url}`);
-          assert.equal(location.searchParams.get('id_token_hint'), token.value);
-        }
+        const content = `${s.url}\n${JSON.stringify(s.headers)}\n${s.body}`;
+        for (const token of tokens) assert.ok(!content.includes(token.value), `${s.status} ${s.url} holds a${token.kind === 'id_token' ? 'n' : ''} ${token.kind}`);
       }
 
       // The cookie captured before sign-out is dead, even in a fresh browser.

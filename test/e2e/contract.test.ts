@@ -556,7 +556,9 @@ describe('the contract, against the production build', () => {
     assert.equal(`${location.origin}${location.pathname}`, `${stack.idp.issuer}/session/end`);
     assert.equal(location.searchParams.get('post_logout_redirect_uri'), `${stack.url}/`);
     assert.ok(location.searchParams.get('state'), 'state');
-    assert.ok(location.searchParams.get('id_token_hint'), 'id_token_hint');
+    // OIDC_END_SESSION_HINT=client_id (default): the client is named, no ID token in the URL (AUDIT.md L10).
+    assert.equal(location.searchParams.get('client_id'), CLIENT_ID, 'client_id');
+    assert.equal(location.searchParams.get('id_token_hint'), null, 'no id_token_hint');
     const cleared = response.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=;`));
     assert.ok(cleared, 'the session cookie is cleared');
     assert.match(cleared, /Max-Age=0/);

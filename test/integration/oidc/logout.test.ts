@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { getConfig } from '../../../lib/config/load.ts';
+import { metrics } from '../../../lib/ops/metrics.ts';
+import { storeKeys } from '../../../lib/stores/keys.ts';
 import { fetchWithJar } from '../../helpers/idp-login.ts';
 import { CLIENT_ID, startStack, type BrowserClient, type Stack } from '../../helpers/stack.ts';
 import { cookieAttributes, sessionOf, setCookies, unsealSession } from '../../helpers/core.ts';
@@ -76,7 +79,8 @@ describe('POST /auth/logout', () => {
     const browser = await signedIn();
     const copied = browser.cookieHeader();
     const session = await unsealSession(copied);
-    assert.ok(session?.refreshToken && session.idToken);
+    assert.ok(session?.refreshToken);
+    assert.equal(session.idToken, undefined, 'the ID token is not carried in the cookie');
     assert.equal((await atProvider('introspection_endpoint', { token: session.refreshToken })).active, true);
     const revocationsBefore = stack.idp.stats.grantsRevoked;
 
@@ -86,7 +90,9 @@ describe('POST /auth/logout', () => {
 
     const location = new URL(response.headers.get('location') ?? '');
     assert.equal(`${location.origin}${location.pathname}`, metadata.end_session_endpoint);
-    assert.equal(location.searchParams.get('id_token_hint'), session.idToken);
+    // OIDC_END_SESSION_HINT=client_id (the default): no ID token in this browser-visible URL.
+    assert.equal(location.searchParams.get('id_token_hint'), null);
+    assert.equal(location.searchParams.get('client_id'), CLIENT_ID);
     assert.equal(location.searchParams.get('post_logout_redirect_uri'), `${browser.origin}/`);
     assert.match(location.searchParams.get('state') ?? '', /^[A-Za-z0-9_-]{16,}$/);
 
@@ -111,7 +117,7 @@ describe('POST /auth/logout', () => {
     assert.equal(refresh.error, 'invalid_grant');
     assert.equal(refresh.access_token, undefined);
 
-    // The provider accepts the end-session request the broker built (valid hint, registered redirect).
+    // The provider accepts the end-session request the broker built (client_id, registered redirect).
     const confirm = await fetchWithJar(browser.jar, location, { headers: { accept: 'text/html' } });
     assert.equal(confirm.status, 200);
     const html = await confirm.text();
@@ -143,6 +149,20 @@ describe('POST /auth/logout', () => {
     assert.equal((await sessionOf(staying)).authenticated, true);
   });
 
+  test('a sign-in counts in cloakroom_sessions_started_total, a logout in cloakroom_sessions_ended_total{reason="logout"}', async () => {
+    const value = async (name: 'cloakroom_sessions_started_total' | 'cloakroom_sessions_ended_total', labels: Record<string, string> = {}) => {
+      const counter = name === 'cloakroom_sessions_started_total' ? metrics.sessionsStarted : metrics.sessionsEnded;
+      const { values } = await counter.get();
+      return values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+    };
+    const started = await value('cloakroom_sessions_started_total');
+    const ended = await value('cloakroom_sessions_ended_total', { reason: 'logout' });
+    const browser = await signedIn();
+    assert.equal(await value('cloakroom_sessions_started_total'), started + 1);
+    assert.equal((await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: browser.origin } })).status, 303);
+    assert.equal(await value('cloakroom_sessions_ended_total', { reason: 'logout' }), ended + 1);
+  });
+
   test('logout without a session: 303 to the app root', async () => {
     const browser = stack.newBrowser();
     const response = await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: browser.origin } });
@@ -151,14 +171,45 @@ describe('POST /auth/logout', () => {
     assert.equal(response.headers.get('cache-control'), 'no-store');
   });
 
-  test('a large (chunked) session is cleared chunk by chunk', async () => {
+  test('the whole cookie family is cleared, chunks of a larger, older family included', async () => {
     const browser = await signedIn('carol');
-    const chunks = browser.jar.names().filter((n) => n.startsWith('cloakroom.'));
-    assert.ok(chunks.length >= 2);
+    // Chunks left by a family written under a larger budget (before SESSION_COOKIE_MAX_BYTES).
+    const headers = new Headers();
+    for (const n of [3, 4]) headers.append('set-cookie', `cloakroom.${n}=stale; Path=/`);
+    browser.jar.store(new URL(browser.origin), new Response(null, { headers }));
     const response = await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: browser.origin } });
     assert.equal(response.status, 303);
-    const cleared = setCookies(response, /^cloakroom/).map((h) => h.slice(0, h.indexOf('=')));
-    assert.deepEqual(cleared.sort(), chunks.sort());
+    const cleared = setCookies(response, /^cloakroom/).filter((h) => /; Max-Age=0(;|$)/.test(h)).map((h) => h.slice(0, h.indexOf('=')));
+    for (const name of ['cloakroom', 'cloakroom.0', 'cloakroom.1', 'cloakroom.3', 'cloakroom.4']) assert.ok(cleared.includes(name), `${name} is expired`);
     assert.deepEqual(browser.jar.names().filter((n) => n.startsWith('cloakroom')), []);
+  });
+
+  test('OIDC_END_SESSION_HINT=id_token: the ID token, kept sealed in the store (not the cookie), goes as id_token_hint', async () => {
+    stack.configure({ OIDC_END_SESSION_HINT: 'id_token' });
+    try {
+      const browser = await signedIn();
+      const session = await unsealSession(browser.cookieHeader());
+      assert.ok(session);
+      assert.equal(session.idToken, undefined, 'not in the cookie');
+      const hintKeys = storeKeys(getConfig(), 'id-token', session.id);
+      const kept = await stack.store.get(hintKeys[0] as string);
+      assert.match(kept ?? '', /^Fe26\.2\*/, 'kept sealed in the store');
+      const response = await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: browser.origin } });
+      assert.equal(response.status, 303);
+      const location = new URL(response.headers.get('location') ?? '');
+      const hint = location.searchParams.get('id_token_hint') ?? '';
+      const claims = JSON.parse(Buffer.from(hint.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+      assert.equal(claims.sub, 'user-alice');
+      assert.equal(claims.aud, CLIENT_ID);
+      assert.equal(claims.sid, session.idpSid);
+      // The provider validates the hint and shows its confirmation.
+      const confirm = await fetchWithJar(browser.jar, location, { headers: { accept: 'text/html' } });
+      assert.equal(confirm.status, 200);
+      assert.match(await confirm.text(), /op\.logoutForm/);
+      // Taken out of the store at logout.
+      assert.deepEqual(await stack.store.getMany(hintKeys), hintKeys.map(() => undefined));
+    } finally {
+      stack.configure({});
+    }
   });
 });

@@ -85,8 +85,9 @@ async function call(path: string, cookie: string): Promise<Answer> {
     headers: { 'x-csrf': '1', 'sec-fetch-site': 'same-origin', cookie },
   });
   const setCookies = response.headers.getSetCookie().filter((c) => c.startsWith('cloakroom'));
-  const cleared = setCookies.some((c) => /Max-Age=0/i.test(c));
   const live = setCookies.filter((c) => !/Max-Age=0/i.test(c)).map((c) => c.split(';')[0] as string);
+  // Cleared: names expired and none written (a write also expires the family's other names).
+  const cleared = live.length === 0 && setCookies.some((c) => /Max-Age=0/i.test(c));
   const text = await response.text();
   return {
     status: response.status,

@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   CHUNK_SIZE,
+  cookieHeaderBytes,
+  familyNames,
+  SessionTooLargeError,
   presentNames,
   readChunked,
   seal,
@@ -26,6 +29,8 @@ const TTL = 3600;
 /** The most demanding attributes the broker writes: https, a week's Max-Age. */
 const ATTRIBUTES: CookieAttributes = { path: '/', httpOnly: true, secure: true, sameSite: 'strict', maxAge: 604_800 };
 const NAME = '__Host-cloakroom';
+/** Large enough for every layout these tests write (up to three chunks). */
+const BUDGET = 16_384;
 
 /** What the browser sends back after storing these Set-Cookie values (expired ones dropped). */
 function browserCookies(setCookies: string[]): Map<string, string> {
@@ -141,22 +146,40 @@ describe('rotation', () => {
   });
 });
 
+/** Names the Set-Cookie values store (not expire). */
+function written(headers: string[]): string[] {
+  return headers.filter((h) => !h.includes('; Max-Age=0')).map(cookieName);
+}
+
+/** Names the Set-Cookie values expire. */
+function expired(headers: string[]): string[] {
+  return headers.filter((h) => h.includes('; Max-Age=0')).map(cookieName);
+}
+
+/** Every name of the family within BUDGET (the single cookie and five chunks). */
+const FAMILY = [NAME, ...Array.from({ length: Math.ceil(BUDGET / CHUNK_SIZE) }, (_, i) => `${NAME}.${i}`)];
+
 describe('chunking', () => {
-  it('a seal that fits is one cookie named exactly as asked', async () => {
+  it('a seal that fits is one cookie named exactly as asked; every other name of the family is expired', async () => {
     const sealed = await seal({ sub: 'alice' }, KEYS, TTL);
-    const headers = writeChunked(NAME, sealed, ATTRIBUTES, []);
-    assert.deepEqual(headers, [`${NAME}=${sealed}; Path=/; Max-Age=604800; HttpOnly; Secure; SameSite=Strict`]);
+    const headers = writeChunked(NAME, sealed, ATTRIBUTES, [], BUDGET);
+    assert.equal(headers[0], `${NAME}=${sealed}; Path=/; Max-Age=604800; HttpOnly; Secure; SameSite=Strict`);
+    assert.deepEqual(written(headers), [NAME]);
+    assert.deepEqual(expired(headers), FAMILY.slice(1));
+    for (const header of headers.slice(1)) {
+      assert.match(header, /=; Path=\/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict$/);
+    }
     assert.equal(readChunked(browserCookies(headers), NAME), sealed);
   });
 
   it('a 10 KB seal becomes name.0..name.2, each Set-Cookie at most 4096 bytes with its attributes', async () => {
     const sealed = await sealOfAbout(10_240);
     assert.ok(sealed.length > 2 * CHUNK_SIZE && sealed.length <= 3 * CHUNK_SIZE, `seal is ${sealed.length} bytes`);
-    const headers = writeChunked(NAME, sealed, ATTRIBUTES, []);
-    assert.deepEqual(headers.map(cookieName), [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`]);
+    const headers = writeChunked(NAME, sealed, ATTRIBUTES, [], BUDGET);
+    assert.deepEqual(written(headers), [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`]);
     for (const header of headers) {
       assert.ok(Buffer.byteLength(header) <= 4096, `${Buffer.byteLength(header)} bytes`);
-      assert.ok(header.endsWith('; Path=/; Max-Age=604800; HttpOnly; Secure; SameSite=Strict'), 'every chunk has the attributes');
+      assert.ok(header.endsWith('; HttpOnly; Secure; SameSite=Strict'), 'every cookie has the attributes');
     }
     const cookies = browserCookies(headers);
     assert.equal(readChunked(cookies, NAME), sealed);
@@ -166,41 +189,45 @@ describe('chunking', () => {
 
   it('a seal of exactly CHUNK_SIZE is one cookie; one byte more is two chunks', () => {
     const exact = 'a'.repeat(CHUNK_SIZE);
-    assert.deepEqual(writeChunked(NAME, exact, ATTRIBUTES, []).map(cookieName), [NAME]);
+    assert.deepEqual(written(writeChunked(NAME, exact, ATTRIBUTES, [], BUDGET)), [NAME]);
     const over = `${exact}b`;
-    const headers = writeChunked(NAME, over, ATTRIBUTES, []);
-    assert.deepEqual(headers.map(cookieName), [`${NAME}.0`, `${NAME}.1`]);
+    const headers = writeChunked(NAME, over, ATTRIBUTES, [], BUDGET);
+    assert.deepEqual(written(headers), [`${NAME}.0`, `${NAME}.1`]);
     assert.equal(readChunked(browserCookies(headers), NAME), over);
   });
 
   it('shrinking from three chunks to one cookie expires the stale chunks', async () => {
     const small = await seal({ sub: 'alice' }, KEYS, TTL);
     const present = [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`];
-    const headers = writeChunked(NAME, small, ATTRIBUTES, present);
-    assert.deepEqual(headers, [
-      `${NAME}=${small}; Path=/; Max-Age=604800; HttpOnly; Secure; SameSite=Strict`,
-      ...present.map((n) => `${n}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict`),
-    ]);
+    const headers = writeChunked(NAME, small, ATTRIBUTES, present, BUDGET);
+    assert.deepEqual(written(headers), [NAME]);
+    for (const stale of present) assert.ok(expired(headers).includes(stale), stale);
     assert.equal(readChunked(browserCookies(headers), NAME), small);
   });
 
   it('growing from one cookie to chunks expires the single cookie, which would otherwise win the next read', async () => {
     const large = await sealOfAbout(10_240);
-    const headers = writeChunked(NAME, large, ATTRIBUTES, [NAME]);
-    assert.deepEqual(headers.map(cookieName), [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`, NAME]);
-    assert.match(headers[3] as string, /^__Host-cloakroom=; Path=\/; Max-Age=0; /);
+    const headers = writeChunked(NAME, large, ATTRIBUTES, [NAME], BUDGET);
+    assert.deepEqual(written(headers), [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`]);
+    assert.ok(expired(headers).includes(NAME));
   });
 
-  it('shrinking from three chunks to two expires only the third', () => {
-    const headers = writeChunked(NAME, 'a'.repeat(CHUNK_SIZE + 1), ATTRIBUTES, [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`]);
-    assert.deepEqual(headers.map(cookieName), [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`]);
-    assert.match(headers[2] as string, /^__Host-cloakroom\.2=; Path=\/; Max-Age=0; /);
-    assert.doesNotMatch(headers[1] as string, /Max-Age=0/);
+  it('shrinking from three chunks to two expires the third', () => {
+    const headers = writeChunked(NAME, 'a'.repeat(CHUNK_SIZE + 1), ATTRIBUTES, [`${NAME}.0`, `${NAME}.1`, `${NAME}.2`], BUDGET);
+    assert.deepEqual(written(headers), [`${NAME}.0`, `${NAME}.1`]);
+    assert.ok(expired(headers).includes(`${NAME}.2`));
+  });
+
+  it('a family written under a larger budget is expired beyond the chunks this budget allows', () => {
+    const legacy = Array.from({ length: 10 }, (_, i) => `${NAME}.${i}`);
+    const headers = writeChunked(NAME, 'a'.repeat(100), ATTRIBUTES, legacy, 7168);
+    assert.deepEqual(written(headers), [NAME]);
+    assert.deepEqual(expired(headers).sort(), [...legacy].sort());
   });
 
   it('a gap in the chunks reads as the chunks before it, which then fail to unseal, never a throw', async () => {
     const sealed = await sealOfAbout(10_240);
-    const cookies = browserCookies(writeChunked(NAME, sealed, ATTRIBUTES, []));
+    const cookies = browserCookies(writeChunked(NAME, sealed, ATTRIBUTES, [], BUDGET));
     cookies.delete(`${NAME}.1`);
     const value = readChunked(cookies, NAME);
     assert.equal(value, cookies.get(`${NAME}.0`));
@@ -213,9 +240,23 @@ describe('chunking', () => {
     assert.equal(readChunked(new Map([[NAME, '']]), NAME), undefined);
   });
 
-  it('refuses a seal too large for ten chunks', () => {
-    assert.throws(() => writeChunked(NAME, 'a'.repeat(CHUNK_SIZE * 10 + 1), ATTRIBUTES, []), /session too large for cookies/);
-    assert.equal(writeChunked(NAME, 'a'.repeat(CHUNK_SIZE * 10), ATTRIBUTES, []).length, 10);
+  it('refuses a family over the byte budget, counted as the Cookie header carries it (name=value; for each chunk)', () => {
+    const budget = 7168;
+    // Two chunks: 3800 + rest, each with its name, "=" and "; ".
+    const overhead = (n: number) => `${NAME}.${n}`.length + 3;
+    const fits = 'a'.repeat(budget - overhead(0) - overhead(1));
+    assert.equal(cookieHeaderBytes([[`${NAME}.0`, fits.slice(0, CHUNK_SIZE)], [`${NAME}.1`, fits.slice(CHUNK_SIZE)]]), budget);
+    assert.deepEqual(written(writeChunked(NAME, fits, ATTRIBUTES, [], budget)), [`${NAME}.0`, `${NAME}.1`]);
+    const over = `${fits}a`;
+    assert.throws(
+      () => writeChunked(NAME, over, ATTRIBUTES, [], budget),
+      (error: unknown) => error instanceof SessionTooLargeError && error.bytes === budget + 1 && error.budget === budget,
+    );
+  });
+
+  it('the family is the single name, every chunk the budget allows, and any other chunk present', () => {
+    assert.deepEqual(familyNames(NAME, 7168), [NAME, `${NAME}.0`, `${NAME}.1`]);
+    assert.deepEqual(familyNames(NAME, 7168, [`${NAME}.7`, NAME]), [NAME, `${NAME}.0`, `${NAME}.1`, `${NAME}.7`]);
   });
 
   it('presentNames keeps the name and its numbered chunks only', () => {
@@ -270,7 +311,7 @@ describe('a session with a large ID token', () => {
       touchedAt: 1_999_996_400_000,
     };
     const sealed = await seal(session, KEYS, TTL);
-    const headers = writeChunked(NAME, sealed, ATTRIBUTES, [NAME]);
+    const headers = writeChunked(NAME, sealed, ATTRIBUTES, [NAME], BUDGET);
     const chunks = headers.filter((h) => !h.includes('Max-Age=0'));
     assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
     for (const header of headers) assert.ok(Buffer.byteLength(header) <= 4096);
