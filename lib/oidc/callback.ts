@@ -9,7 +9,7 @@ import { newSessionId, writeSession } from '../session/manager.ts';
 import { parseCookies } from '../http/cookies.ts';
 import { familyNames, presentNames, SessionTooLargeError } from '../session/codec.ts';
 import { sessionCookieName } from '../session/cookie.ts';
-import { userFromClaims, type Session } from '../session/session.ts';
+import type { Session } from '../session/session.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { keepIdTokenHint } from '../session/storage-hint.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
