@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
+import { getConfig } from '../../lib/config/load.ts';
+import { takeIdTokenHint } from '../../lib/session/storage-hint.ts';
 import { sessionOf, sleep, unsealSession } from './core.ts';
 import type { BrowserClient } from './stack.ts';
 import { CLIENT_ID } from './stack.ts';
@@ -119,3 +121,17 @@ export function withQuirks(stack: QuirkStack, quirks: Quirks): void {
   stack.configure({});
 }
 
+
+/**
+ * The ID token the provider issued at this browser's sign-in. The cookie never carries it
+ * (AUDIT M2, L10): the stack must run with OIDC_END_SESSION_HINT=id_token, which keeps it
+ * sealed in the store for logout; this reads it back from there (and takes it: a logout
+ * after this sends no id_token_hint).
+ */
+export async function issuedIdToken(stack: QuirkStack, browser: BrowserClient): Promise<string> {
+  const session = await unsealSession(browser.cookieHeader());
+  assert.ok(session, 'a session cookie');
+  const idToken = await takeIdTokenHint(stack.store, getConfig(), session);
+  assert.ok(idToken, 'an ID token kept for logout (run the stack with OIDC_END_SESSION_HINT=id_token)');
+  return idToken;
+}

@@ -16,7 +16,7 @@ const config = loadConfig({
   OIDC_ISSUER: 'https://id.example.com',
   OIDC_CLIENT_ID: 'c',
   OIDC_CLIENT_SECRET: 's',
-  SESSION_SECRETS: 'a-session-secret-of-at-least-32-characters',
+  SESSION_SECRETS: 'Jq8vN2rX5tLw0cYz3kFh7mPa9sDe4gUb6oIn1RyTqW8',
   BFF_ROUTES: '[]',
 });
 

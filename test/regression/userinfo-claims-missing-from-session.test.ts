@@ -6,19 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { sessionOf, unsealSession } from '../helpers/core.ts';
-import { signedIn } from '../helpers/quirk-contract.ts';
+import { sessionOf } from '../helpers/core.ts';
+import { issuedIdToken, signedIn } from '../helpers/quirk-contract.ts';
 import { startQuirkStack, type QuirkStack } from '../helpers/quirk-provider.ts';
 
 let stack: QuirkStack;
 before(async () => {
-  stack = await startQuirkStack({ idp: { claimsOnlyAtUserInfo: true } });
+  stack = await startQuirkStack({ idp: { claimsOnlyAtUserInfo: true }, env: { OIDC_END_SESSION_HINT: 'id_token' } });
 });
 after(() => stack?.close());
 
 test('name and email from UserInfo reach /auth/session when the ID token lacks them', async () => {
   const browser = await signedIn(stack);
-  const idToken = (await unsealSession(browser.cookieHeader()))?.idToken as string;
+  const idToken = await issuedIdToken(stack, browser);
   const claims = JSON.parse(Buffer.from(idToken.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
   assert.equal(claims.name, undefined, 'the quirk is real: no name in the ID token');
   assert.equal(claims.email, undefined, 'the quirk is real: no email in the ID token');

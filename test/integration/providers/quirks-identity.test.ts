@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { providerHealth } from '../../../lib/oidc/provider.ts';
-import { unsealSession } from '../../helpers/core.ts';
-import { contractHolds, group, logsOf, signedIn } from '../../helpers/quirk-contract.ts';
+import { contractHolds, group, issuedIdToken, logsOf, signedIn } from '../../helpers/quirk-contract.ts';
 
 group('claims only at UserInfo (OpenID Connect Core §5.4)', { idp: { claimsOnlyAtUserInfo: true } }, (get) => {
   test('name and email come from UserInfo at sign-in', async () => {
@@ -19,10 +18,10 @@ group('claims only at UserInfo (OpenID Connect Core §5.4)', { idp: { claimsOnly
 });
 
 for (const alg of ['ES256', 'PS256', 'EdDSA'] as const) {
-  group(`ID tokens and logout tokens signed ${alg}`, { idTokenAlg: alg }, (get) => {
+  group(`ID tokens and logout tokens signed ${alg}`, { idTokenAlg: alg, env: { OIDC_END_SESSION_HINT: 'id_token' } }, (get) => {
     test(`the contract holds with ${alg}`, async () => {
       const browser = await signedIn(get());
-      const idToken = (await unsealSession(browser.cookieHeader()))?.idToken as string;
+      const idToken = await issuedIdToken(get(), browser);
       assert.equal(JSON.parse(Buffer.from(idToken.split('.')[0], 'base64url').toString()).alg, alg);
       await contractHolds(get());
     });
