@@ -110,9 +110,9 @@ describe('the demo page under its policy in Chromium', { skip: CHROMIUM ? false 
       await waitForText(page, 'status', 'Signed in');
 
       await page.getByTestId('call-demo').click();
-      await waitForText(page, 'api-result', 'GET /api/demo/whoami → 200');
+      await waitForText(page, 'api-result', 'GET /api/demo → 200');
       await page.getByTestId('call-reports').click();
-      await waitForText(page, 'api-result', 'GET /api/reports/summary → 200');
+      await waitForText(page, 'api-result', 'GET /api/reports → 200');
 
       await page.getByTestId('sign-out').click();
       const atProvider = (url: URL) => url.origin === new URL(stack.idp.issuer).origin;
