@@ -42,7 +42,9 @@ if (explicitFiles.length === 0) {
   }
 }
 
-if (files.some((f) => f.includes('e2e/')) && process.env.SKIP_BUILD !== '1') {
+// The end-to-end suite, and any other file that drives the production server (`next start`).
+const needsBuild = files.some((f) => f.includes('e2e/') || readFileSync(f, 'utf8').includes('helpers/production-stack.ts'));
+if (needsBuild && process.env.SKIP_BUILD !== '1') {
   process.stdout.write('Building the production server once for the end-to-end suite (next build)…\n');
   const build = spawnSync(process.execPath, ['node_modules/next/dist/bin/next', 'build'], {
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -54,7 +56,7 @@ if (files.some((f) => f.includes('e2e/')) && process.env.SKIP_BUILD !== '1') {
     process.exit(1);
   }
 }
-if (files.some((f) => f.includes('e2e/')) && !existsSync('.next/BUILD_ID')) {
+if (needsBuild && !existsSync('.next/BUILD_ID')) {
   process.stderr.write('No production build in .next: run `npm run build` or drop SKIP_BUILD.\n');
   process.exit(1);
 }

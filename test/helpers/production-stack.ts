@@ -29,8 +29,8 @@ export interface ProductionStack {
   /** The broker's origin, `http://localhost:<port>` (also APP_BASE_URL). */
   url: string;
   port: number;
-  /** The server's PID. */
-  pid: number;
+  /** The server's PID (a new one after `restartServer()`). */
+  readonly pid: number;
   idp: DevIdp;
   demoApi: DemoApi;
   reportsApi: DemoApi;
@@ -45,6 +45,8 @@ export interface ProductionStack {
   issued: IssuedToken[];
   serverStderr(): string;
   serverStdout(): string;
+  /** Stops the broker process and starts a new one (same port and environment): what a deploy or a crash does. */
+  restartServer(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -186,36 +188,45 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       else env[key] = value;
     }
 
-    const child = spawn(process.execPath, [NEXT_BIN, 'start', '--port', String(port)], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    liveServers.add(child);
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.once('exit', () => liveServers.delete(child));
-    closers.push(async () => {
+    const stderrChunks: Buffer[] = [];
+    const stdoutChunks: Buffer[] = [];
+    const serverStderr = () => Buffer.concat(stderrChunks).toString('utf8');
+    const serverStdout = () => Buffer.concat(stdoutChunks).toString('utf8');
+    outputs.push({ stdout: serverStdout, stderr: serverStderr });
+
+    let child: ChildProcess;
+    let exited: Promise<void>;
+    const launch = async () => {
+      child = spawn(process.execPath, [NEXT_BIN, 'start', '--port', String(port)], {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const launched = child;
+      liveServers.add(launched);
+      exited = new Promise<void>((resolve) => launched.once('exit', () => resolve()));
+      launched.once('exit', () => liveServers.delete(launched));
+      launched.stderr?.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
+      launched.stdout?.on('data', (chunk: Buffer) => stdoutChunks.push(chunk));
+      await waitForHealthz(url, launched, serverStderr);
+    };
+    const stopServer = async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
         await exited;
         clearTimeout(timer);
       }
-    });
-    const stderrChunks: Buffer[] = [];
-    const stdoutChunks: Buffer[] = [];
-    child.stderr.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
-    child.stdout.on('data', (chunk: Buffer) => stdoutChunks.push(chunk));
-    const serverStderr = () => Buffer.concat(stderrChunks).toString('utf8');
-    const serverStdout = () => Buffer.concat(stdoutChunks).toString('utf8');
-    outputs.push({ stdout: serverStdout, stderr: serverStderr });
-
-    await waitForHealthz(url, child, serverStderr);
+    };
+    closers.push(stopServer);
+    await launch();
 
     return {
       url,
       port,
-      pid: child.pid as number,
+      get pid() {
+        return child.pid as number;
+      },
       idp,
       demoApi,
       reportsApi,
@@ -227,6 +238,10 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       issued,
       serverStderr,
       serverStdout,
+      restartServer: async () => {
+        await stopServer();
+        await launch();
+      },
       close: closeAll,
     };
   } catch (error) {

@@ -140,8 +140,8 @@ export interface RedisCluster {
   nodes: string[];
   /** `redis-cli -c` against the first node (follows redirections). */
   cli(...args: string[]): string[];
-  /** Every key on every node (KEYS per node; a cluster has no global KEYS). */
-  allKeys(): string[];
+  /** The keys each master holds (KEYS per node; a cluster has no global KEYS). */
+  keysByNode(): string[][];
   close(): Promise<void>;
 }
 
@@ -175,7 +175,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     return {
       nodes,
       cli: (...args) => runCli(ports[0], ['-c', ...args]),
-      allKeys: () => ports.flatMap((port) => runCli(port, ['KEYS', '*'])),
+      keysByNode: () => ports.map((port) => runCli(port, ['KEYS', '*'])),
       close,
     };
   } catch (error) {
