@@ -29,6 +29,8 @@ const OPERATION_DEADLINE_MS = 300;
 const CONNECT_TIMEOUT_MS = 1_000;
 /** Reconnect backoff: 50 ms doubling, capped so that service is back within about half a second of Redis returning. */
 const RECONNECT_MAX_DELAY_MS = 500;
+/** A connection that has answered nothing for this long while commands missed their deadline is replaced. */
+const STALLED_CONNECTION_MS = 1_000;
 /** Commands waiting for replies of a stalled server are bounded: beyond this, refuse at once. */
 const MAX_PENDING_COMMANDS = 10_000;
 
@@ -79,6 +81,7 @@ interface Commands {
   deleteIfEqualsScript(key: string, expected: string): Promise<number>;
   connect(): Promise<unknown>;
   close(): Promise<void>;
+  destroy(): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
   on(event: 'ready', listener: () => void): unknown;
 }
@@ -121,24 +124,39 @@ function createCommands(options: RedisStoreOptions): { commands: Commands; clust
 }
 
 export class RedisStore implements KeyValueStore {
-  private readonly commands: Commands;
-  private readonly cluster: boolean;
+  private readonly options: RedisStoreOptions;
+  private commands!: Commands;
+  private cluster = false;
   private connecting: Promise<void> | undefined;
   private connected = false;
   private closed = false;
   /** Logged once per outage, not once per reconnect attempt. */
   private reportedDown = false;
+  /** When the server last answered anything, and when a stalled connection was last replaced. */
+  private lastAnswerAt = Date.now();
+  private lastReplacedAt = 0;
 
   constructor(options: RedisStoreOptions) {
-    ({ commands: this.commands, cluster: this.cluster } = createCommands(options));
+    this.options = options;
+    this.createConnection();
+  }
+
+  private createConnection(): void {
+    const created = createCommands(this.options);
+    this.commands = created.commands;
+    this.cluster = created.cluster;
+    this.connected = false;
+    this.connecting = undefined;
+    const commands = this.commands;
     // node-redis emits `error` on every failed reconnect; without a listener Node would
     // crash the process. The message may name the host, never the password.
-    this.commands.on('error', (error) => {
-      if (this.reportedDown) return;
+    commands.on('error', (error) => {
+      if (this.reportedDown || commands !== this.commands) return;
       this.reportedDown = true;
       log.warn('store_disconnected', { errorName: error.name });
     });
-    this.commands.on('ready', () => {
+    commands.on('ready', () => {
+      if (commands !== this.commands) return;
       if (this.reportedDown) log.info('store_reconnected', {});
       this.reportedDown = false;
     });
@@ -151,17 +169,22 @@ export class RedisStore implements KeyValueStore {
    */
   private ensureConnected(): void {
     if (this.connected || this.connecting || this.closed) return;
-    this.connecting = this.commands.connect().then(
+    const commands = this.commands;
+    this.connecting = commands.connect().then(
       () => {
+        if (commands !== this.commands) return;
         this.connected = true;
         this.connecting = undefined;
+        this.lastAnswerAt = Date.now();
       },
       (error: unknown) => {
+        if (commands !== this.commands) return;
         if (!this.reportedDown) {
           this.reportedDown = true;
           log.warn('store_connect_failed', { errorName: error instanceof Error ? error.name : 'unknown' });
         }
         setTimeout(() => {
+          if (commands !== this.commands) return;
           this.connecting = undefined;
           this.ensureConnected();
         }, RECONNECT_MAX_DELAY_MS).unref();
@@ -169,20 +192,50 @@ export class RedisStore implements KeyValueStore {
     );
   }
 
+  /**
+   * A connection that is open but has answered nothing for a while is abandoned for a new
+   * one. A network partition or a failover to another host leaves the old socket silent
+   * without closing it (TCP notices only after many minutes), and node-redis would keep
+   * writing into it; a fresh connection reaches whichever server answers now. A server
+   * that is merely slow keeps its connection: it answers something within the window.
+   */
+  private replaceIfStalled(): void {
+    const now = Date.now();
+    if (!this.connected || this.closed) return;
+    if (now - this.lastAnswerAt < STALLED_CONNECTION_MS || now - this.lastReplacedAt < STALLED_CONNECTION_MS) return;
+    this.lastReplacedAt = now;
+    log.warn('store_connection_replaced', { silentMs: now - this.lastAnswerAt });
+    const stalled = this.commands;
+    this.createConnection();
+    this.ensureConnected();
+    // Rejects whatever still waits on the silent socket; nothing listens any more.
+    Promise.resolve()
+      .then(() => stalled.destroy())
+      .catch(() => undefined);
+  }
+
   /** Runs one operation under the deadline; every failure becomes a `StoreUnavailableError`. */
   private async run<T>(operation: (commands: Commands) => Promise<T>): Promise<T> {
     this.ensureConnected();
     let timer: NodeJS.Timeout | undefined;
+    let missedDeadline = false;
     try {
       const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${OPERATION_DEADLINE_MS} ms`)), OPERATION_DEADLINE_MS);
+        timer = setTimeout(() => {
+          missedDeadline = true;
+          reject(new Error(`no answer within ${OPERATION_DEADLINE_MS} ms`));
+        }, OPERATION_DEADLINE_MS);
       });
       // Before the first connection completes, node-redis refuses commands (the client
       // is not open yet): wait for it, still under the same deadline.
-      const pending = this.connected ? operation(this.commands) : (this.connecting ?? Promise.resolve()).then(() => operation(this.commands));
-      return await Promise.race([pending, deadline]);
+      const commands = this.commands;
+      const pending = this.connected ? operation(commands) : (this.connecting ?? Promise.resolve()).then(() => operation(commands));
+      const result = await Promise.race([pending, deadline]);
+      this.lastAnswerAt = Date.now();
+      return result;
     } catch (error) {
       metrics.storeErrors.inc();
+      if (missedDeadline) this.replaceIfStalled();
       throw new StoreUnavailableError({ cause: error });
     } finally {
       clearTimeout(timer);
@@ -235,8 +288,19 @@ export class RedisStore implements KeyValueStore {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.connecting) await this.connecting.catch(() => undefined);
-    if (this.connected) await this.commands.close().catch(() => undefined);
+    const commands = this.commands;
+    const wasOpen = this.connected || this.connecting !== undefined;
     this.connected = false;
+    this.connecting = undefined;
+    if (!wasOpen) return;
+    // close() waits for pending replies, which a stalled server never sends: bounded, then destroyed.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([commands.close(), new Promise((resolve) => (timer = setTimeout(resolve, OPERATION_DEADLINE_MS)))]).catch(() => undefined);
+    clearTimeout(timer);
+    try {
+      commands.destroy();
+    } catch {
+      // already closed
+    }
   }
 }

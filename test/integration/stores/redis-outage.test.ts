@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { metrics } from '../../../lib/ops/metrics.ts';
 import { RedisStore } from '../../../lib/stores/redis.ts';
 import { StoreUnavailableError } from '../../../lib/stores/store.ts';
+import { startRedisRelay } from '../../helpers/redis-partition.ts';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.ts';
 
 /** Far above the store's deadline, far below "a stalled Redis holds the request" (the 5 s default, or forever). */
@@ -110,6 +111,25 @@ describe('RedisStore outages', () => {
       await eventuallyWorks(late, 'late-start');
     } finally {
       await late.close();
+    }
+  });
+
+  test('a connection silenced by the network (partition, failover): refused promptly, then a new connection serves again', async () => {
+    await eventuallyWorks(store, 'before-partition');
+    const relay = await startRedisRelay(redis.port);
+    const behindRelay = new RedisStore({ url: relay.url, keyPrefix: 'outage-test:' });
+    try {
+      await eventuallyWorks(behindRelay, 'through-relay');
+      const connectionsBefore = relay.connections;
+      relay.freezeOpenConnections();
+      const { error, withinBound } = await settle(() => behindRelay.get('through-relay'));
+      assert.ok(withinBound && error instanceof StoreUnavailableError, 'a silent connection must be refused promptly');
+      // The old socket never answers again; only a new connection can.
+      await eventuallyWorks(behindRelay, 'after-partition');
+      assert.ok(relay.connections > connectionsBefore, 'the store opened a new connection');
+    } finally {
+      await behindRelay.close();
+      await relay.close();
     }
   });
 });
