@@ -103,8 +103,9 @@ function createCommands(options: RedisStoreOptions): { commands: Commands; clust
   const socket = { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: reconnectDelay };
   const perConnection = { disableOfflineQueue: true, commandsQueueMaxLength: MAX_PENDING_COMMANDS };
   if (options.clusterNodes && options.clusterNodes.length > 0) {
-    // Credentials and TLS for the discovered nodes come from `defaults`; the seeds only
-    // serve topology discovery. The URL form keeps a password out of this file's logs.
+    // The seeds serve topology discovery only; every connection to a discovered node is
+    // made from `defaults`, so the fail-fast settings go there. Seeds are plain host:port:
+    // no password or TLS for a cluster yet (README, "Many instances").
     const commands = createCluster({
       rootNodes: options.clusterNodes.map((node) => ({ url: `redis://${node}` })),
       defaults: { ...perConnection, socket },
