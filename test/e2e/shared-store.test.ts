@@ -53,6 +53,8 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
 
 describe('the broker on Redis (next start)', () => {
   test('GET /readyz: 200 ready; 503 with store: down while Redis is stalled, then ready again', async () => {
+    // A fresh instance becomes ready once its first Redis connection and discovery are done.
+    await eventually(async () => (await readyz()).status === 200, '/readyz 200 after start');
     const ready = await readyz();
     assert.equal(ready.status, 200);
     assert.deepEqual(ready.body, { status: 'ready' });

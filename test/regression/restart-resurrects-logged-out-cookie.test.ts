@@ -46,6 +46,13 @@ test('a cookie copied before logout stays refused after the broker process resta
   const pidBefore = stack.pid;
   await stack.restartServer();
   assert.notEqual(stack.pid, pidBefore, 'a new broker process');
+  // As a load balancer would: send traffic once the new instance reports ready (its
+  // provider metadata and its store connection are up; memory is ready at once).
+  const deadline = Date.now() + 10_000;
+  while ((await fetch(`${stack.url}/readyz`)).status !== 200) {
+    assert.ok(Date.now() < deadline, 'the restarted broker never became ready');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 
   const api = await withCookie('/api/demo/x', copy);
   assert.equal(api.status, 401, 'after the restart the logged-out copy reached the API again');
