@@ -220,12 +220,16 @@ export class RedisStore implements KeyValueStore {
     this.ensureConnected();
     let timer: NodeJS.Timeout | undefined;
     let missedDeadline = false;
+    // While a connection is being set up (a cold serverless instance: TCP, TLS, HELLO,
+    // AUTH), the operation may wait as long as a connection attempt may take, still
+    // about a second; once connected, the short deadline applies.
+    const budgetMs = this.connected ? OPERATION_DEADLINE_MS : CONNECT_TIMEOUT_MS;
     try {
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           missedDeadline = true;
-          reject(new Error(`no answer within ${OPERATION_DEADLINE_MS} ms`));
-        }, OPERATION_DEADLINE_MS);
+          reject(new Error(`no answer within ${budgetMs} ms`));
+        }, budgetMs);
       });
       // Before the first connection completes, node-redis refuses commands (the client
       // is not open yet): wait for it, still under the same deadline.
