@@ -47,6 +47,8 @@ export interface ProductionStack {
   serverStdout(): string;
   /** Stops the broker process and starts a new one (same port and environment): what a deploy or a crash does. */
   restartServer(): Promise<void>;
+  /** Another broker process with the same environment on its own port (same APP_BASE_URL); stopped with the stack. */
+  startSecondInstance(): Promise<{ port: number; pid: number; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -196,8 +198,8 @@ export async function startProductionStack(options: ProductionStackOptions = {})
 
     let child: ChildProcess;
     let exited: Promise<void>;
-    const launch = async () => {
-      child = spawn(process.execPath, [NEXT_BIN, 'start', '--port', String(port)], {
+    const launch = async (listenPort = port) => {
+      child = spawn(process.execPath, [NEXT_BIN, 'start', '--port', String(listenPort)], {
         cwd: ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -208,7 +210,7 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       launched.once('exit', () => liveServers.delete(launched));
       launched.stderr?.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
       launched.stdout?.on('data', (chunk: Buffer) => stdoutChunks.push(chunk));
-      await waitForHealthz(url, launched, serverStderr);
+      await waitForHealthz(`http://localhost:${listenPort}`, launched, serverStderr);
     };
     const stopServer = async () => {
       if (child.exitCode === null && child.signalCode === null) {
@@ -241,6 +243,25 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       restartServer: async () => {
         await stopServer();
         await launch();
+      },
+      startSecondInstance: async () => {
+        // The same environment (APP_BASE_URL included) on another port: a second instance
+        // behind the same public origin, as a load balancer would spread them.
+        const first = { child, exited };
+        const secondPort = await freePort();
+        await launch(secondPort);
+        const second = { child, exited };
+        [child, exited] = [first.child, first.exited];
+        const stopSecond = async () => {
+          if (second.child.exitCode === null && second.child.signalCode === null) {
+            second.child.kill('SIGTERM');
+            const timer = setTimeout(() => second.child.kill('SIGKILL'), 3_000);
+            await second.exited;
+            clearTimeout(timer);
+          }
+        };
+        closers.push(stopSecond);
+        return { port: secondPort, pid: second.child.pid as number, close: stopSecond };
       },
       close: closeAll,
     };
