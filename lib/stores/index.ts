@@ -1,4 +1,5 @@
 import { getConfig } from '../config/load.ts';
+import { log } from '../log.ts';
 import { MemoryStore } from './memory.ts';
 import { RedisStore } from './redis.ts';
 import type { KeyValueStore } from './store.ts';
@@ -23,10 +24,16 @@ export function getStore(): KeyValueStore {
   const anchored = globalThis as Anchored;
   if (!anchored[STORE_KEY]) {
     const { redis } = getConfig();
-    anchored[STORE_KEY] =
-      redis.url || redis.clusterNodes.length > 0
-        ? new RedisStore({ url: redis.url, clusterNodes: redis.clusterNodes, keyPrefix: redis.keyPrefix })
-        : new MemoryStore();
+    if (redis.url || redis.clusterNodes.length > 0) {
+      anchored[STORE_KEY] = new RedisStore({ url: redis.url, clusterNodes: redis.clusterNodes, keyPrefix: redis.keyPrefix });
+    } else {
+      // Said once per process, where operators look: in production (and on Vercel, where
+      // instances are many and recycled) memory forgets every logout on a restart (M6).
+      if (process.env.NODE_ENV === 'production' || process.env.VERCEL) {
+        log.warn('store_in_memory', { detail: 'one instance only; a restart forgets logouts and spent refresh tokens: set REDIS_URL' });
+      }
+      anchored[STORE_KEY] = new MemoryStore();
+    }
   }
   return anchored[STORE_KEY];
 }
