@@ -10,6 +10,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +101,81 @@ export interface RedisServer {
   /** `redis-cli` against this server, e.g. `cli('KEYS', '*')`; stdout lines. */
   cli(...args: string[]): string[];
   close(): Promise<void>;
+}
+
+export interface TlsRedisServer extends RedisServer {
+  /** PEM file of the server's self-signed certificate: the CA a client must trust (NODE_EXTRA_CA_CERTS). */
+  caFile: string;
+  /** The `default` user's password (also in `url`). */
+  password: string;
+}
+
+/**
+ * A server that speaks only TLS (`rediss://`) and requires a password: a self-signed
+ * certificate for localhost/127.0.0.1 made with openssl, the plain port closed.
+ */
+export async function startTlsRedis(): Promise<TlsRedisServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'cloakroom-redis-tls-'));
+  const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8', timeout: 30_000 });
+  if (made.status !== 0) throw new Error(`openssl could not make a test certificate: ${made.stderr}`);
+  const password = randomBytes(18).toString('base64url');
+  const port = await freePort();
+  const args = ['--port', '0', '--tls-port', String(port), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert, '--tls-auth-clients', 'no', '--requirepass', password];
+  const server = redisServerPath();
+  if (!server) throw new Error('redis-server is not installed (Debian: apt-get install redis-server, or set REDIS_SERVER_PATH)');
+  installExitHook();
+  const start = () => {
+    const child = spawn(server, ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', ...args], { stdio: 'ignore' });
+    live.add(child);
+    child.once('exit', () => live.delete(child));
+    return child;
+  };
+  const ready = async (child: ChildProcess) => {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (runCliTls(port, cert, password, ['PING'], true)[0] !== 'PONG') {
+      if (child.exitCode !== null) throw new Error(`redis-server (TLS) on port ${port} exited with ${child.exitCode}`);
+      if (Date.now() > deadline) throw new Error(`redis-server (TLS) on port ${port} did not answer within ${READY_TIMEOUT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  let child = start();
+  await ready(child);
+  return {
+    port,
+    url: `rediss://default:${password}@localhost:${port}`,
+    caFile: cert,
+    password,
+    get pid() {
+      return child.pid as number;
+    },
+    pause: () => {
+      child.kill('SIGSTOP');
+    },
+    resume: () => {
+      child.kill('SIGCONT');
+    },
+    kill: () => stop(child),
+    restart: async () => {
+      await stop(child);
+      child = start();
+      await ready(child);
+    },
+    cli: (...cliArgs) => runCliTls(port, cert, password, cliArgs, false),
+    close: async () => {
+      await stop(child);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function runCliTls(port: number, ca: string, password: string, args: string[], quiet: boolean): string[] {
+  const result = spawnSync(redisCliPath(), ['-h', '127.0.0.1', '-p', String(port), '--tls', '--cacert', ca, '--no-auth-warning', '-a', password, ...args], { encoding: 'utf8', timeout: 10_000 });
+  if (result.status !== 0) {
+    if (quiet) return [];
+    throw new Error(`redis-cli ${args[0]} failed: ${result.stderr}`);
+  }
+  return result.stdout.split('\n').filter((line) => line.length > 0);
 }
 
 export async function startRedis(): Promise<RedisServer> {
