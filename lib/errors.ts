@@ -14,6 +14,8 @@ export const ERROR_STATUS = {
   rate_limited: 429,
   upstream_unavailable: 502,
   idp_unavailable: 503,
+  /** The shared store (Redis) could not be reached in time; the session is kept and nothing is cleared. */
+  store_unavailable: 503,
   upstream_timeout: 504,
 } as const;
 

@@ -7,7 +7,8 @@
  *   e2e/         the production build (`next build`, once per run) in headless Chromium
  *   regression/  named after what broke
  *
- * A suite whose prerequisite is missing (no Chromium) is SKIPPED loudly; with
+ * A suite whose prerequisite is missing (no Chromium; no redis-server for the files that
+ * start one through helpers/redis-server.ts) is SKIPPED loudly; with
  * REQUIRE_ALL=1 (set by .ci/run) a skipped suite fails the run.
  * Usage: node test/run.ts [unit|integration|e2e|regression|<file>...]
  */
@@ -16,6 +17,7 @@ import { existsSync, globSync, readFileSync } from 'node:fs';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { chromiumPath } from './helpers/chromium.ts';
+import { redisServerPath } from './helpers/redis-server.ts';
 
 const SUITES = ['unit', 'integration', 'regression', 'e2e'] as const;
 const requireAll = process.env.REQUIRE_ALL === '1';
@@ -32,7 +34,11 @@ if (explicitFiles.length === 0) {
       skippedSuites.push(`e2e (${suiteFiles.length} files): no Chromium found — install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH`);
       continue;
     }
-    files.push(...suiteFiles);
+    const needRedis = redisServerPath() ? [] : suiteFiles.filter((f) => readFileSync(f, 'utf8').includes('helpers/redis-server.ts'));
+    if (needRedis.length > 0) {
+      skippedSuites.push(`${suite}: ${needRedis.length} Redis files: no redis-server found — install Debian's redis-server (apt-get install redis-server) or set REDIS_SERVER_PATH`);
+    }
+    files.push(...suiteFiles.filter((f) => !needRedis.includes(f)));
   }
 }
 

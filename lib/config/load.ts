@@ -154,6 +154,32 @@ function readRoutes(e: Partial<RawEnv>, problems: string[], publicOrigin: boolea
 }
 
 /**
+ * REDIS_URL and REDIS_CLUSTER_NODES (owned by the store, lib/stores/redis.ts). Values are
+ * never echoed: a Redis URL carries its password.
+ */
+function checkRedis(e: Partial<RawEnv>, problems: string[]): void {
+  const nodes = (e.REDIS_CLUSTER_NODES ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+  if (e.REDIS_URL && nodes.length > 0) {
+    problems.push('REDIS_URL and REDIS_CLUSTER_NODES are both set: give REDIS_URL for one server or REDIS_CLUSTER_NODES for a cluster, not both');
+  }
+  if (e.REDIS_URL) {
+    const url = parseUrl(e.REDIS_URL);
+    if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) {
+      problems.push('REDIS_URL must be a redis:// or rediss:// (TLS) URL such as rediss://user:password@redis.example.com:6380 (value not shown: it may hold a password)');
+    } else if (url.search || url.hash || (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname))) {
+      problems.push('REDIS_URL may carry user, password, host, port and a database number (/0) only: remove the rest (value not shown: it may hold a password)');
+    }
+  }
+  if (e.REDIS_CLUSTER_NODES !== undefined && e.REDIS_CLUSTER_NODES.trim() !== '' && nodes.length === 0) {
+    problems.push('REDIS_CLUSTER_NODES is empty: give comma-separated host:port seed nodes, e.g. redis-1:6379,redis-2:6379');
+  }
+  const bad = nodes.filter((node) => !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(node) || Number(node.slice(node.lastIndexOf(':') + 1)) > 65535);
+  if (bad.length > 0) {
+    problems.push(`REDIS_CLUSTER_NODES entries ${bad.map((node) => nodes.indexOf(node) + 1).join(', ')} are not host:port: give comma-separated host:port seed nodes, e.g. redis-1:6379,redis-2:6379`);
+  }
+}
+
+/**
  * The checks that span variables. Each runs on whatever parsed, so that a missing
  * variable does not hide a short secret or a bad route table.
  */
@@ -223,6 +249,8 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
   if (e.SESSION_IDLE_TIMEOUT && e.SESSION_ABSOLUTE_TIMEOUT && e.SESSION_IDLE_TIMEOUT > e.SESSION_ABSOLUTE_TIMEOUT) {
     problems.push('SESSION_IDLE_TIMEOUT must not exceed SESSION_ABSOLUTE_TIMEOUT');
   }
+
+  checkRedis(e, problems);
 
   const routes = readRoutes(e, problems, publicOrigin);
 

@@ -1,5 +1,6 @@
 import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
+import { StoreUnavailableError } from '../stores/store.ts';
 
 /** Every JSON answer of the broker's own is private to one user: never cached anywhere. */
 export function jsonResponse(body: unknown, status = 200, headers: HeadersInit = []): Response {
@@ -15,6 +16,13 @@ export function jsonResponse(body: unknown, status = 200, headers: HeadersInit =
  * embed a token) and answered as a bare 500.
  */
 export function errorResponse(error: unknown, extraHeaders: Array<[string, string]> = []): Response {
+  if (causedByStoreOutage(error)) {
+    // An unreachable store says nothing about the session: answering as if it had ended
+    // (401, a cleared cookie) would sign every user out during a Redis blip. Callers add
+    // no session-clearing cookie on this path (the store fails before they decide).
+    log.warn('store_unavailable', {});
+    return jsonResponse({ error: 'store_unavailable' }, 503, [...extraHeaders, ['retry-after', '1']]);
+  }
   if (error instanceof BrokerError) {
     const body: Record<string, string> = { error: error.code };
     if (error.publicMessage) body.message = error.publicMessage;
@@ -24,6 +32,14 @@ export function errorResponse(error: unknown, extraHeaders: Array<[string, strin
   }
   log.error('unexpected_error', { errorName: error instanceof Error ? error.name : typeof error });
   return jsonResponse({ error: 'server_error' }, 500, extraHeaders);
+}
+
+/** A `StoreUnavailableError`, also when a handler wrapped it as the cause of another error. */
+function causedByStoreOutage(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if (current instanceof StoreUnavailableError) return true;
+  }
+  return false;
 }
 
 export function methodNotAllowed(allow: readonly string[]): Response {

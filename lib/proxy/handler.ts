@@ -6,7 +6,7 @@ import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkCsrf } from '../security/csrf.ts';
 import { clearSession, loadSession, rewriteSession, writeSessionWithinBudget, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
-import type { KeyValueStore } from '../stores/store.ts';
+import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
 import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
 import type { Session } from '../session/session.ts';
 import { admitExchange } from './concurrency.ts';
@@ -30,7 +30,17 @@ interface PendingWrite {
  * refresh token.
  */
 async function cookiesToWrite({ session, loaded, resource }: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
-  const newest = await sessionToWrite(session, config, store);
+  let newest: Session | undefined;
+  try {
+    newest = await sessionToWrite(session, config, store);
+  } catch (error) {
+    if (!(error instanceof StoreUnavailableError)) throw error;
+    // The store stalled after the API answered: nothing newer can be learnt, but a
+    // session this request refreshed is newer than the browser's cookie, and dropping it
+    // would lose the rotated refresh token. An unchanged session is not written back
+    // (the browser may hold a newer cookie from another request).
+    return session === loaded.session ? [] : writeSessionWithinBudget(session, loaded.present, config, resource);
+  }
   if (!newest) return [];
   // Unchanged: an activity-only re-seal, shared by every request carrying this cookie.
   if (newest === loaded.session) return rewriteSession(loaded, config);

@@ -29,8 +29,8 @@ export interface ProductionStack {
   /** The broker's origin, `http://localhost:<port>` (also APP_BASE_URL). */
   url: string;
   port: number;
-  /** The server's PID. */
-  pid: number;
+  /** The server's PID (a new one after `restartServer()`). */
+  readonly pid: number;
   idp: DevIdp;
   demoApi: DemoApi;
   reportsApi: DemoApi;
@@ -45,6 +45,10 @@ export interface ProductionStack {
   issued: IssuedToken[];
   serverStderr(): string;
   serverStdout(): string;
+  /** Stops the broker process and starts a new one (same port and environment): what a deploy or a crash does. */
+  restartServer(): Promise<void>;
+  /** Another broker process with the same environment on its own port (same APP_BASE_URL); stopped with the stack. */
+  startSecondInstance(): Promise<{ port: number; pid: number; close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -188,38 +192,48 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       else env[key] = value;
     }
 
-    if (options.npmStart) env.PORT = String(port);
-    const args = options.npmStart ? ['scripts/start.ts'] : [NEXT_BIN, 'start', '--port', String(port)];
-    const child = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    liveServers.add(child);
-    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.once('exit', () => liveServers.delete(child));
-    closers.push(async () => {
+    const stderrChunks: Buffer[] = [];
+    const stdoutChunks: Buffer[] = [];
+    const serverStderr = () => Buffer.concat(stderrChunks).toString('utf8');
+    const serverStdout = () => Buffer.concat(stdoutChunks).toString('utf8');
+    outputs.push({ stdout: serverStdout, stderr: serverStderr });
+
+    let child: ChildProcess;
+    let exited: Promise<void>;
+    const launch = async (listenPort = port) => {
+      // npmStart: the broker's own `npm start` (scripts/start.ts), which reads PORT.
+      if (options.npmStart) env.PORT = String(listenPort);
+      const args = options.npmStart ? ['scripts/start.ts'] : [NEXT_BIN, 'start', '--port', String(listenPort)];
+      child = spawn(process.execPath, args, {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const launched = child;
+      liveServers.add(launched);
+      exited = new Promise<void>((resolve) => launched.once('exit', () => resolve()));
+      launched.once('exit', () => liveServers.delete(launched));
+      launched.stderr?.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
+      launched.stdout?.on('data', (chunk: Buffer) => stdoutChunks.push(chunk));
+      await waitForHealthz(`http://localhost:${listenPort}`, launched, serverStderr);
+    };
+    const stopServer = async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
         await exited;
         clearTimeout(timer);
       }
-    });
-    const stderrChunks: Buffer[] = [];
-    const stdoutChunks: Buffer[] = [];
-    child.stderr.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
-    child.stdout.on('data', (chunk: Buffer) => stdoutChunks.push(chunk));
-    const serverStderr = () => Buffer.concat(stderrChunks).toString('utf8');
-    const serverStdout = () => Buffer.concat(stdoutChunks).toString('utf8');
-    outputs.push({ stdout: serverStdout, stderr: serverStderr });
-
-    await waitForHealthz(url, child, serverStderr);
+    };
+    closers.push(stopServer);
+    await launch();
 
     return {
       url,
       port,
-      pid: child.pid as number,
+      get pid() {
+        return child.pid as number;
+      },
       idp,
       demoApi,
       reportsApi,
@@ -231,6 +245,29 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       issued,
       serverStderr,
       serverStdout,
+      restartServer: async () => {
+        await stopServer();
+        await launch();
+      },
+      startSecondInstance: async () => {
+        // The same environment (APP_BASE_URL included) on another port: a second instance
+        // behind the same public origin, as a load balancer would spread them.
+        const first = { child, exited };
+        const secondPort = await freePort();
+        await launch(secondPort);
+        const second = { child, exited };
+        [child, exited] = [first.child, first.exited];
+        const stopSecond = async () => {
+          if (second.child.exitCode === null && second.child.signalCode === null) {
+            second.child.kill('SIGTERM');
+            const timer = setTimeout(() => second.child.kill('SIGKILL'), 3_000);
+            await second.exited;
+            clearTimeout(timer);
+          }
+        };
+        closers.push(stopSecond);
+        return { port: secondPort, pid: second.child.pid as number, close: stopSecond };
+      },
       close: closeAll,
     };
   } catch (error) {

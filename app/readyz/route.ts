@@ -1,0 +1,10 @@
+import { endpoint } from '../../lib/http/handler.ts';
+import { methodNotAllowed } from '../../lib/http/responses.ts';
+import { handleReadiness } from '../../lib/ops/readiness.ts';
+
+export const dynamic = 'force-dynamic';
+export const GET = endpoint(handleReadiness);
+// Without these, Next.js answers other methods with an empty 405 (no error body, no
+// Cache-Control, no Allow); the contract's 405 is `{"error": "method_not_allowed"}`.
+const notAllowed = async () => methodNotAllowed(['GET', 'HEAD']);
+export { notAllowed as POST, notAllowed as PUT, notAllowed as PATCH, notAllowed as DELETE, notAllowed as OPTIONS };
