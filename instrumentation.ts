@@ -9,14 +9,16 @@ export async function register(): Promise<void> {
     // client sends its own X-Forwarded-For; rate limits need it (lib/ops/client-address.ts).
     const { installPeerHook } = await import('./lib/ops/client-address.ts');
     installPeerHook();
-    const { checkConfigAtStartup } = await import('./lib/config/startup.ts');
-    checkConfigAtStartup();
-    if (process.env.NEXT_PHASE !== 'phase-production-build') {
-      // Discovery once at start, so that a mistyped OIDC_ISSUER is the first thing the log
-      // says (expected and received issuer, the URL, the status). It never blocks or
-      // refuses the start: the provider may simply not be up yet.
-      const [{ probeProvider }, { getConfig }] = await Promise.all([import('./lib/oidc/provider.ts'), import('./lib/config/load.ts')]);
-      void probeProvider(getConfig());
+    const { checkConfigAtStartup, warnAboutProcessMemory } = await import('./lib/config/startup.ts');
+    const config = checkConfigAtStartup();
+    if (config) {
+      // Discovery once at start, and its verdict before anything else is said, so that a
+      // mistyped OIDC_ISSUER is the first warning in the log (expected and received issuer,
+      // the URL, the status). It never refuses the start (the provider may simply not be
+      // up yet) and holds it for at most a few seconds.
+      const { probeProvider } = await import('./lib/oidc/provider.ts');
+      await Promise.race([probeProvider(config).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+      warnAboutProcessMemory(config);
     }
   }
 }

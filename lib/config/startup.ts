@@ -6,8 +6,8 @@ import { log } from '../log.ts';
  * `next start` and a new serverless instance alike. Exits listing every configuration
  * problem; skipped during `next build`, which runs without secrets.
  */
-export function checkConfigAtStartup(): void {
-  if (process.env.NEXT_PHASE === 'phase-production-build') return;
+export function checkConfigAtStartup(): Config | undefined {
+  if (process.env.NEXT_PHASE === 'phase-production-build') return undefined;
   let config: Config;
   try {
     config = getConfig();
@@ -18,7 +18,7 @@ export function checkConfigAtStartup(): void {
     }
     throw error;
   }
-  warnAboutProcessMemory(config);
+  return config;
 }
 
 /**
@@ -26,7 +26,7 @@ export function checkConfigAtStartup(): void {
  * lives in this process: a restart brings logged-out cookie copies back to life, and a
  * second instance sees none of it. Said once, loudly, at start (AUDIT M6).
  */
-function warnAboutProcessMemory(config: Config): void {
+export function warnAboutProcessMemory(config: Config): void {
   if (config.redis.url || config.redis.clusterNodes.length > 0) return;
   log.warn('store_in_process_memory', {
     message:

@@ -173,10 +173,12 @@ export async function writeSession(session: Session, present: readonly string[],
   const attributes = sessionCookieAttributes(config, remaining);
   let lastError: unknown;
   const storage = sessionStorage(config);
+  // Only server-side storage writes to the store; a cookie session needs none.
+  const store = options.store ?? (config.sessionStorage === 'server' ? getStore() : undefined);
   for (const candidate of candidates(touched, options)) {
     const sealed = await seal(candidate, config.session, remaining);
     try {
-      const cookies = await storage.save(candidate, sealed, remaining, attributes, present, config, options.store ?? getStore());
+      const cookies = await storage.save(candidate, sealed, remaining, attributes, present, config, store);
       if (candidate !== touched) {
         log.warn('session_tokens_dropped', { kept: Object.keys(candidate.tokens).length, had: Object.keys(touched.tokens).length });
       }

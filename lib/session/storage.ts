@@ -41,7 +41,8 @@ export interface SessionStorage {
     attributes: CookieAttributes,
     present: readonly string[],
     config: Config,
-    store: KeyValueStore,
+    /** Undefined for cookie storage, which keeps nothing in the store. */
+    store: KeyValueStore | undefined,
   ): Promise<string[]>;
   /** Forgets the session where it is kept (server: the record; cookie: nothing to do). */
   remove(session: Session, config: Config, store: KeyValueStore): Promise<void>;
@@ -99,6 +100,7 @@ const serverStorage: SessionStorage = {
     };
   },
   async save(session, sealed, ttlSeconds, attributes, present, config, store) {
+    if (!store) throw new Error('SESSION_STORAGE=server writes the session to the store: none was given');
     const ttl = recordTtl(ttlSeconds, config);
     for (const key of storeKeys(config, 'session', session.id)) await store.set(key, sealed, ttl);
     const handleSeal = await seal({ h: session.id } satisfies Handle, config.session, ttlSeconds);

@@ -11,7 +11,7 @@ const MINIMAL = {
   OIDC_ISSUER: 'https://id.example.com',
   OIDC_CLIENT_ID: 'cloakroom',
   OIDC_CLIENT_SECRET: 'client-secret',
-  SESSION_SECRETS: 'a-first-session-secret-of-32-chars!!',
+  SESSION_SECRETS: 'Jq8vN2rX5tLw0cYz3kFh7mPa9sDe4gUb6oIn1RyTqW8',
 } as const;
 const PASSWORD = 'S3cr3t-redis-passw0rd';
 
