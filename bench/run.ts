@@ -130,7 +130,7 @@ function startBroker(stack: Pick<Stack, 'brokerPort' | 'brokerEnv'>, profileDir?
 
 async function startStack(): Promise<Stack> {
   const brokerPort = await freePort();
-  const brokerOrigin = `http://localhost:${brokerPort}`;
+  const brokerOrigin = `http://127.0.0.1:${brokerPort}`;
   const brokerSecret = randomBytes(24).toString('base64url');
   const floorSecret = randomBytes(24).toString('base64url');
   const floorRedirect = 'http://localhost:9/floor/callback';
