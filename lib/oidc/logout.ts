@@ -6,6 +6,7 @@ import { checkSameOrigin } from '../security/csrf.ts';
 import { clearSession, forgetSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import { takeIdTokenHint } from '../session/storage-hint.ts';
+import { sessionHandle } from '../session/session.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { forgetRefreshRecord, liveRefreshTokens } from '../tokens/manager.ts';
 import { describeProviderError, getProvider } from './provider.ts';
@@ -72,7 +73,7 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
     } catch (error) {
       log.warn('logout_provider_unavailable', { errorName: error instanceof Error ? error.name : 'unknown' });
     }
-    log.info('sign_out', { session: session.id.slice(0, 8) });
+    log.info('sign_out', { session: sessionHandle(session) });
   }
   headers.set('location', location);
   return new Response(null, { status: 303, headers });

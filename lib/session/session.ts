@@ -1,3 +1,5 @@
+import { digest } from './codec.ts';
+
 /**
  * What the encrypted session cookie holds. Never readable by the browser: it is sealed
  * (AES-256-CBC + HMAC-SHA-256, iron) with a server secret before it leaves.
@@ -65,4 +67,13 @@ export function sessionExpiresAt(session: Session, lifetimes: SessionLifetimes):
  */
 export function touchIntervalMs(lifetimes: SessionLifetimes): number {
   return Math.min(60, Math.max(1, Math.floor(lifetimes.idleTimeout / 10))) * 1000;
+}
+
+/**
+ * A session's handle for logs: the same for every line about one session, so that an
+ * operator can follow it, but neither the session id (what logout ends) nor reversible
+ * to it.
+ */
+export function sessionHandle(session: Pick<Session, 'id'>): string {
+  return digest(`log handle\n${session.id}`).slice(0, 16);
 }

@@ -5,9 +5,8 @@ import { log } from '../log.ts';
 import { describeProviderError, getProvider, tokenEndpointFailure } from '../oidc/provider.ts';
 import { tokenFromResponse } from '../oidc/tokens.ts';
 import { metrics } from '../ops/metrics.ts';
-import { digest } from '../session/codec.ts';
 import { endSession } from '../session/revocation.ts';
-import type { AccessToken, Session } from '../session/session.ts';
+import { sessionHandle, type AccessToken, type Session } from '../session/session.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { classifyRefreshFailure } from './failure.ts';
@@ -62,11 +61,6 @@ interface Flight {
 
 function isFresh(token: AccessToken, now: number): boolean {
   return now < token.refreshAt;
-}
-
-/** A session handle for security logs: not the session id, not reversible to it. */
-function sessionHandle(session: Session): string {
-  return digest(`log handle\n${session.id}`).slice(0, 16);
 }
 
 export async function accessTokenFor(session: Session, resource: string | undefined, config: Config, store: KeyValueStore): Promise<TokenGrant> {
