@@ -66,4 +66,10 @@ describe('Host is checked against APP_BASE_URL', () => {
     const answer = await rawRequest(stack.url, { path: '/healthz', headers: [['Host', '10.0.0.7:3000']] });
     assert.equal(answer.status, 200);
   });
+
+  test('/readyz answers a probe that names the instance by address (Kubernetes, load balancers)', async () => {
+    const answer = await rawRequest(stack.url, { path: '/readyz', headers: [['Host', '10.0.0.7:3000']] });
+    assert.equal(answer.status, 200, answer.body.toString().slice(0, 200));
+    assert.equal(JSON.parse(answer.body.toString()).status, 'ready');
+  });
 });
