@@ -14,6 +14,8 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { startStack, type Stack } from './stack.ts';
+import { startUpstream, type TestUpstream } from './upstream.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
@@ -112,4 +114,37 @@ export class ProviderGate {
     if (buffered) outgoing.end(buffered);
     else req.pipe(outgoing);
   }
+}
+
+export interface GatedStack {
+  gate: ProviderGate;
+  stack: Stack;
+  up: TestUpstream;
+  close(): Promise<void>;
+}
+
+/**
+ * The refresh suites' common stack: the real provider (rotation on every use, 4 s access
+ * tokens) behind a gate that can hold back or drop its token answers, and one upstream
+ * behind `/api/up`.
+ */
+export async function startGatedStack(): Promise<GatedStack> {
+  const gate = new ProviderGate();
+  await gate.open();
+  const up = await startUpstream();
+  const stack = await startStack({
+    idp: { issuer: gate.issuer, rotateRefreshTokens: true, accessTokenTtl: 4 },
+    env: { BFF_ROUTES: JSON.stringify([{ path: '/api/up', upstream: up.url }]) },
+  });
+  gate.target = stack.idp.port;
+  return {
+    gate,
+    stack,
+    up,
+    async close() {
+      await stack.close();
+      await gate.shut();
+      await up.close();
+    },
+  };
 }

@@ -8,30 +8,19 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { callWith, sleep } from '../helpers/calls.ts';
-import { ProviderGate } from '../helpers/provider-gate.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
+import { startGatedStack, type GatedStack, type ProviderGate } from '../helpers/provider-gate.ts';
+import type { Stack } from '../helpers/stack.ts';
+import type { TestUpstream } from '../helpers/upstream.ts';
 
+let gated: GatedStack;
 let gate: ProviderGate;
 let stack: Stack;
 let up: TestUpstream;
-
 before(async () => {
-  gate = new ProviderGate();
-  await gate.open();
-  up = await startUpstream();
-  stack = await startStack({
-    idp: { issuer: gate.issuer, rotateRefreshTokens: true, accessTokenTtl: 4 },
-    env: { BFF_ROUTES: JSON.stringify([{ path: '/api/up', upstream: up.url }]) },
-  });
-  gate.target = stack.idp.port;
+  gated = await startGatedStack();
+  ({ gate, stack, up } = gated);
 });
-
-after(async () => {
-  await stack?.close();
-  await gate?.shut();
-  await up?.close();
-});
+after(() => gated?.close());
 
 test('logout after a refresh whose answer was lost revokes the live refresh token', async () => {
   const browser = stack.newBrowser();

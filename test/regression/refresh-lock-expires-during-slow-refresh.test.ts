@@ -15,33 +15,20 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { answerOf, sleep } from '../helpers/calls.ts';
 import { brokerInstance } from '../helpers/instances.ts';
-import { ProviderGate } from '../helpers/provider-gate.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
+import { startGatedStack, type GatedStack, type ProviderGate } from '../helpers/provider-gate.ts';
+import type { Stack } from '../helpers/stack.ts';
 
 const UNTIL_STALE_MS = 2_300;
 /** Beyond the lock's 5 s lease (lib/tokens/manager.ts), within the provider timeout (10 s). */
 const SLOW_TOKEN_ANSWER_MS = 6_500;
+let gated: GatedStack;
 let gate: ProviderGate;
 let stack: Stack;
-let up: TestUpstream;
-
 before(async () => {
-  gate = new ProviderGate();
-  await gate.open();
-  up = await startUpstream();
-  stack = await startStack({
-    idp: { issuer: gate.issuer, rotateRefreshTokens: true, accessTokenTtl: 4 },
-    env: { BFF_ROUTES: JSON.stringify([{ path: '/api/up', upstream: up.url }]) },
-  });
-  gate.target = stack.idp.port;
+  gated = await startGatedStack();
+  ({ gate, stack } = gated);
 });
-
-after(async () => {
-  await stack?.close();
-  await gate?.shut();
-  await up?.close();
-});
+after(() => gated?.close());
 
 const refreshRequests = () => stack.idp.stats.tokenRequests.filter((r) => r.grant_type === 'refresh_token');
 

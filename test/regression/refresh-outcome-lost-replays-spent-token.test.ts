@@ -16,30 +16,19 @@ import { seal } from '../../lib/session/codec.ts';
 import type { Session } from '../../lib/session/session.ts';
 import { callWith, sleep } from '../helpers/calls.ts';
 import { unsealSession } from '../helpers/core.ts';
-import { ProviderGate } from '../helpers/provider-gate.ts';
-import { startStack, type Stack } from '../helpers/stack.ts';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
+import { startGatedStack, type GatedStack, type ProviderGate } from '../helpers/provider-gate.ts';
+import type { Stack } from '../helpers/stack.ts';
+import type { TestUpstream } from '../helpers/upstream.ts';
 
+let gated: GatedStack;
 let gate: ProviderGate;
 let stack: Stack;
 let up: TestUpstream;
-
 before(async () => {
-  gate = new ProviderGate();
-  await gate.open();
-  up = await startUpstream();
-  stack = await startStack({
-    idp: { issuer: gate.issuer, rotateRefreshTokens: true, accessTokenTtl: 4 },
-    env: { BFF_ROUTES: JSON.stringify([{ path: '/api/up', upstream: up.url }]) },
-  });
-  gate.target = stack.idp.port;
+  gated = await startGatedStack();
+  ({ gate, stack, up } = gated);
 });
-
-after(async () => {
-  await stack?.close();
-  await gate?.shut();
-  await up?.close();
-});
+after(() => gated?.close());
 
 test('a refresh answer lost after the provider rotated ends the session instead of replaying the spent token', async () => {
   const browser = stack.newBrowser();

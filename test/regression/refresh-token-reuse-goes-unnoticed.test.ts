@@ -11,31 +11,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { metrics } from '../../lib/ops/metrics.ts';
 import { callWith, sleep, tokenEndpoint } from '../helpers/calls.ts';
-import { ProviderGate } from '../helpers/provider-gate.ts';
-import { CLIENT_ID, startStack, type Stack } from '../helpers/stack.ts';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
+import { startGatedStack, type GatedStack, type ProviderGate } from '../helpers/provider-gate.ts';
+import { CLIENT_ID, type Stack } from '../helpers/stack.ts';
 
 const UNTIL_STALE_MS = 2_300;
+let gated: GatedStack;
 let gate: ProviderGate;
 let stack: Stack;
-let up: TestUpstream;
-
 before(async () => {
-  gate = new ProviderGate();
-  await gate.open();
-  up = await startUpstream();
-  stack = await startStack({
-    idp: { issuer: gate.issuer, rotateRefreshTokens: true, accessTokenTtl: 4 },
-    env: { BFF_ROUTES: JSON.stringify([{ path: '/api/up', upstream: up.url }]) },
-  });
-  gate.target = stack.idp.port;
+  gated = await startGatedStack();
+  ({ gate, stack } = gated);
 });
-
-after(async () => {
-  await stack?.close();
-  await gate?.shut();
-  await up?.close();
-});
+after(() => gated?.close());
 
 const reuseCount = async () => (await metrics.refreshTokenReuse.get()).values[0]?.value ?? 0;
 
