@@ -379,7 +379,7 @@ async function main(): Promise<number> {
   const storm: StormFigures = await refreshStorm({ parallel: PLAN.stormParallel, accessTokenTtl: PLAN.stormTtl });
   progress(`  ${storm.refreshGrants} refresh grant(s) at the provider, ${storm.succeeded}/${storm.parallel} succeeded, follow-up ${storm.followUpOk ? 'ok' : 'FAILED'}`);
 
-  progress(`rotation memory: ${PLAN.rotationSessions} sessions refreshing about once a second, two phases of ${PLAN.rotationPhaseSeconds} s (in-process)`);
+  progress(`rotation memory: ${PLAN.rotationSessions} sessions refreshing about every 2 s, two phases of ${PLAN.rotationPhaseSeconds} s (in-process)`);
   const rotation: RotationMemoryFigures = await rotationMemory({ sessions: PLAN.rotationSessions, phaseSeconds: PLAN.rotationPhaseSeconds });
 
   await shutdown();
