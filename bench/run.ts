@@ -58,7 +58,7 @@ const NO_BUILD = args.has('--no-build');
 const CPU_PROF_DIR = args.has('--cpu-prof') ? mkdtempSync(join(os.tmpdir(), 'cloakroom-bench-prof-')) : undefined;
 
 const PLAN = SMOKE
-  ? { rounds: 1, seconds: 1.5, warmupSeconds: 0.5, connections: [10], sessions: 20, stormParallel: 10, stormTtl: 2, memoryStep: 2_000, unsealCalls: 2_000, cacheRequests: 400, rotationSessions: 10, rotationPhaseSeconds: 3 }
+  ? { rounds: 1, seconds: 1.5, warmupSeconds: 0.5, connections: [10], sessions: 20, stormParallel: 10, stormTtl: 2, memoryStep: 2_000, unsealCalls: 2_000, cacheRequests: 400, rotationSessions: 10, rotationPhaseSeconds: 5 }
   : { rounds: 3, seconds: 10, warmupSeconds: 5, connections: [10, 64], sessions: 1_000, stormParallel: 50, stormTtl: 4, memoryStep: 50_000, unsealCalls: 2_000, cacheRequests: 10_000, rotationSessions: 200, rotationPhaseSeconds: 20 };
 const SIGN_IN_PARALLEL = 10;
 const MEMORY_CONNECTIONS = 10;
