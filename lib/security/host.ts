@@ -16,6 +16,9 @@ import { log } from '../log.ts';
 const HOST_SYNTAX = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{0,5})?$/;
 
 export function isConfiguredHost(host: string | null, config: Config): boolean {
+  // The common case on every request, without a regex or a URL parse: the configured
+  // host exactly as the URL parser normalised it.
+  if (host === config.forwarded.host) return true;
   // Anything but a bare host[:port] (user info, a path, spaces) is refused before the URL
   // parser could read it as something else (`evil@app.example.com`).
   if (host === null || !HOST_SYNTAX.test(host)) return false;
