@@ -197,7 +197,7 @@ export const REQUEST_HEADER_PREFIXES_NEVER_FORWARDED: ReadonlySet<string> = new 
 /** Why a header name may never be forwarded, or undefined: for route-table validation. */
 export function neverForwardedReason(lowerName: string): string | undefined {
   if (HOP_BY_HOP_HEADERS.has(lowerName)) return 'it is hop-by-hop (RFC 9110 §7.6.1)';
-  if (REQUEST_HEADERS_NEVER_FORWARDED.has(lowerName) || hasPrefix(lowerName, REQUEST_HEADER_PREFIXES_NEVER_FORWARDED)) {
+  if (neverForwarded(lowerName)) {
     return 'it carries credentials or an identity, or steers a proxy, and the broker never lets a browser set it';
   }
   return undefined;
@@ -310,11 +310,19 @@ function connectionNamed(values: ReadonlyArray<string | undefined>): Set<string>
   return names;
 }
 
+/** Refused toward the API whatever any list says. */
+function neverForwarded(name: string): boolean {
+  return REQUEST_HEADERS_NEVER_FORWARDED.has(name) || hasPrefix(name, REQUEST_HEADER_PREFIXES_NEVER_FORWARDED);
+}
+
+/** The allow-list less anything the never-lists refuse, computed once (this runs per header of every call). */
+const FORWARDED_BY_DEFAULT: ReadonlySet<string> = new Set([...REQUEST_HEADERS_FORWARDED].filter((name) => !neverForwarded(name)));
+
 /** Whether a browser request header may reach the API: allowed, and never refused. */
 function forwardable(name: string, routeHeaders: ReadonlySet<string> | undefined): boolean {
-  if (!REQUEST_HEADERS_FORWARDED.has(name) && !routeHeaders?.has(name)) return false;
-  // Checked again at request time: the never-lists win over any configuration.
-  return !REQUEST_HEADERS_NEVER_FORWARDED.has(name) && !hasPrefix(name, REQUEST_HEADER_PREFIXES_NEVER_FORWARDED);
+  if (FORWARDED_BY_DEFAULT.has(name)) return true;
+  // A route's own names are checked again at request time: the never-lists win over any configuration.
+  return routeHeaders?.has(name) === true && !neverForwarded(name);
 }
 
 /** The browser's request headers as the API may see them, plus the broker's own. */

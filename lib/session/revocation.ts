@@ -37,6 +37,8 @@ interface RevocationKeys {
   /** Each group: every secret's key for one subject. */
   ended: string[];
   logouts: string[];
+  /** `ended` then `logouts`: what one check reads. */
+  all: string[];
 }
 
 /**
@@ -51,7 +53,8 @@ function revocationKeys(config: Config, session: Session): RevocationKeys {
     const logouts = [...keysOf(config, { kind: 'bcl-sub', iss: session.iss, sub: session.sub, onlyWithoutSid: false })];
     if (session.idpSid) logouts.push(...keysOf(config, { kind: 'bcl-sid', iss: session.iss, sid: session.idpSid }));
     else logouts.push(...keysOf(config, { kind: 'bcl-sub', iss: session.iss, sub: session.sub, onlyWithoutSid: true }));
-    keys = { config, ended: keysOf(config, { kind: 'ended', sessionId: session.id }), logouts };
+    const ended = keysOf(config, { kind: 'ended', sessionId: session.id });
+    keys = { config, ended, logouts, all: [...ended, ...logouts] };
     keysBySession.set(session, keys);
   }
   return keys;
@@ -59,9 +62,9 @@ function revocationKeys(config: Config, session: Session): RevocationKeys {
 
 export async function isSessionEnded(store: KeyValueStore, config: Config, session: Session): Promise<boolean> {
   const keys = revocationKeys(config, session);
-  const values = await store.getMany([...keys.ended, ...keys.logouts]);
-  if (values.slice(0, keys.ended.length).some((v) => v !== undefined)) return true;
-  return values.slice(keys.ended.length).some((at) => at !== undefined && session.createdAt <= Number(at));
+  const values = await store.getMany(keys.all);
+  const endedCount = keys.ended.length;
+  return values.some((value, i) => value !== undefined && (i < endedCount || session.createdAt <= Number(value)));
 }
 
 async function setUnderEveryKey(store: KeyValueStore, keys: string[], value: string, ttlSeconds: number): Promise<void> {
