@@ -35,7 +35,7 @@ export function errorResponse(error: unknown, extraHeaders: Array<[string, strin
 }
 
 /** A `StoreUnavailableError`, also when a handler wrapped it as the cause of another error. */
-function causedByStoreOutage(error: unknown): boolean {
+export function causedByStoreOutage(error: unknown): boolean {
   for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
     if (current instanceof StoreUnavailableError) return true;
   }

@@ -1,7 +1,7 @@
 import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
-import { errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
+import { causedByStoreOutage, errorResponse, escapeHtml, wantsHtml } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { limitSignIn } from '../ops/rate-limit.ts';
 import { metrics } from '../ops/metrics.ts';
@@ -9,7 +9,7 @@ import { newSessionId, writeSession } from '../session/manager.ts';
 import { parseCookies } from '../http/cookies.ts';
 import { familyNames, presentNames, SessionTooLargeError } from '../session/codec.ts';
 import { sessionCookieName } from '../session/cookie.ts';
-import type { Session } from '../session/session.ts';
+import { sessionHandle, type Session } from '../session/session.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { keepIdTokenHint } from '../session/storage-hint.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
@@ -59,7 +59,7 @@ export async function handleCallback(request: Request, config: Config, store: Ke
     for (const cookie of cookies) headers.append('set-cookie', cookie);
     await keepIdTokenHint(store, config, session, idToken);
     metrics.sessionsStarted.inc();
-    log.info('sign_in', { session: session.id.slice(0, 8) });
+    log.info('sign_in', { session: sessionHandle(session) });
     return new Response(null, { status: 303, headers });
   } catch (error) {
     return failure(request, error, [['set-cookie', clearTx]]);
@@ -87,6 +87,9 @@ async function sessionCookies(session: Session, present: readonly string[], conf
 
 /** Answers a failed callback with a readable page for a browser, JSON otherwise; never a redirect. */
 export function failure(request: Request, error: unknown, headers: Array<[string, string]> = []): Response {
+  // The store could not be reached (server-side session, ID-token hint): not a failed
+  // sign-in but an outage, 503 store_unavailable for a browser as for a script.
+  if (causedByStoreOutage(error)) return errorResponse(error, headers);
   const broker = error instanceof BrokerError ? error : new BrokerError('invalid_request', { cause: error });
   log.warn('sign_in_failed', { error: broker.code, reason: broker.publicMessage });
   if (!wantsHtml(request)) return errorResponse(broker, headers);

@@ -11,7 +11,11 @@ import type { KeyValueStore } from '../stores/store.ts';
  * a slow provider call covered however long it takes.
  */
 export interface Lease {
-  /** True once a renewal found the lock gone or taken over: the fence must decide. */
+  /**
+   * True once a renewal found the lock gone or taken over, or when no renewal has been
+   * confirmed for two thirds of the lease (the store unreachable): the key may have run
+   * out, and another instance may hold the lock. Checked right before the provider call.
+   */
   readonly lost: boolean;
   release(): Promise<void>;
 }
@@ -20,9 +24,13 @@ export async function tryLease(store: KeyValueStore, key: string, leaseSeconds: 
   const owner = randomBytes(16).toString('base64url');
   if (!(await store.setIfAbsent(key, owner, leaseSeconds))) return undefined;
   let lost = false;
+  let confirmedAt = Date.now();
   const renew = async () => {
+    const asked = Date.now();
     try {
-      if (!(await store.extendIfEquals(key, owner, leaseSeconds))) {
+      if (await store.extendIfEquals(key, owner, leaseSeconds)) {
+        confirmedAt = asked;
+      } else {
         lost = true;
         clearInterval(timer);
         log.warn('refresh_lock_lost');
@@ -37,7 +45,7 @@ export async function tryLease(store: KeyValueStore, key: string, leaseSeconds: 
   timer.unref();
   return {
     get lost() {
-      return lost;
+      return lost || Date.now() - confirmedAt > (leaseSeconds * 1000 * 2) / 3;
     },
     async release() {
       clearInterval(timer);

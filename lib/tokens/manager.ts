@@ -8,10 +8,10 @@ import { metrics } from '../ops/metrics.ts';
 import { endSession } from '../session/revocation.ts';
 import { sessionHandle, type AccessToken, type Session } from '../session/session.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
-import type { KeyValueStore } from '../stores/store.ts';
+import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
 import { classifyRefreshFailure } from './failure.ts';
-import { tryLease } from './lock.ts';
-import { adoptRecord, classify, deleteRecord, nextRecord, readRecord, refreshTokenHash, writeRecord, type LoadedRecord } from './record.ts';
+import { tryLease, type Lease } from './lock.ts';
+import { adoptRecord, classify, deleteRecord, nextRecord, readRecord, refreshTokenHash, writeRecord, type LoadedRecord, type RefreshRecord } from './record.ts';
 
 /**
  * The access-token manager: hands out a token for a resource, refreshing at most once
@@ -208,19 +208,20 @@ async function refreshUnderLock(session: Session, resource: string, seen: Loaded
     // distributed-lock failure, their support issue #1286): the caller re-classifies.
     const latest = await readRecord(session, config, store);
     if (latest.sealed !== seen.sealed) return { loaded: latest };
-    // A stalled store may have let the lease run out already: someone else may be
-    // refreshing now, so do not send; the caller starts over.
-    if (lease.lost) return { loaded: latest };
-    return await refreshAtProvider(session, resource, latest, config, store);
+    return await refreshAtProvider(session, resource, latest, lease, config, store);
   } finally {
     await lease.release();
   }
 }
 
-async function refreshAtProvider(session: Session, resource: string, latest: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
+async function refreshAtProvider(session: Session, resource: string, latest: LoadedRecord, lease: Lease, config: Config, store: KeyValueStore): Promise<Flight> {
   const refreshToken = session.refreshToken as string;
   // Discovery failing means nothing was sent: an outage, the session is kept.
   const provider = await getProvider(config);
+  // Checked last, right before sending (discovery may have taken seconds): a lease that
+  // may have run out means someone else may be refreshing now; do not send, the caller
+  // starts over from the record.
+  if (lease.lost) return { loaded: latest };
   let response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
   try {
     response = await client.refreshTokenGrant(provider, refreshToken, resource ? { resource } : {});
@@ -263,7 +264,7 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     },
     now,
   );
-  const written = await writeRecord(session, record, latest, config, store);
+  const written = await writeRecordPersistently(session, record, latest, config, store);
   if (!written) {
     // Only a holder whose lease ran out gets here: someone else wrote meanwhile.
     log.error('refresh_record_conflict', { session: sessionHandle(session) });
@@ -271,6 +272,27 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
   }
   metrics.refresh.inc({ outcome: 'ok' });
   return { loaded: written, idToken: response.id_token };
+}
+
+/**
+ * The record of a refresh the provider has just answered: the only place the rotated
+ * refresh token now exists. A store that blips for a moment must not lose it (the next
+ * request would send the spent token, and the provider would end the grant), so the write
+ * is tried again for about a second while the lease is still renewed. A retry after a
+ * write that did land is refused by the fence and reads as a conflict, whose re-read finds
+ * this very record.
+ */
+async function writeRecordPersistently(session: Session, record: RefreshRecord, latest: LoadedRecord, config: Config, store: KeyValueStore): Promise<LoadedRecord | undefined> {
+  for (const pauseMs of [100, 300, 600]) {
+    try {
+      return await writeRecord(session, record, latest, config, store);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      log.warn('refresh_record_write_retried', { session: sessionHandle(session) });
+      await new Promise((resolve) => setTimeout(resolve, pauseMs));
+    }
+  }
+  return writeRecord(session, record, latest, config, store);
 }
 
 /**

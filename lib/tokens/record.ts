@@ -1,4 +1,5 @@
 import type { Config } from '../config/load.ts';
+import { BrokerError } from '../errors.ts';
 import { digest, seal, unseal } from '../session/codec.ts';
 import type { AccessToken, Session } from '../session/session.ts';
 import { storeKeys } from '../stores/keys.ts';
@@ -93,7 +94,8 @@ export async function writeRecord(
   store: KeyValueStore,
 ): Promise<LoadedRecord | undefined> {
   const ttl = remainingLifetime(session, config, Date.now());
-  if (ttl <= 0) return undefined;
+  // The session reached its absolute lifetime during the refresh: it is over, not in conflict.
+  if (ttl <= 0) throw new BrokerError('session_expired', { publicMessage: 'the session reached its absolute lifetime', endsSession: true });
   const sealed = await seal(record, config.session, ttl);
   const [canonical, ...others] = storeKeys(config, 'refresh', session.id);
   if (!(await store.compareAndSet(canonical, expected.canonical, sealed, ttl))) return undefined;

@@ -17,6 +17,9 @@ test('connection refused and DNS failures never reached the provider', () => {
   // The provider's agent gives up connecting at 3 s of the call's 10 s (lib/oidc/provider.ts):
   // packets dropped read as never sent, so the session is kept.
   assert.equal(classifyRefreshFailure(fetchFailed('UND_ERR_CONNECT_TIMEOUT')), 'not_sent');
+  // A failed TLS handshake wrote no request: the provider's broken certificate ends no session.
+  assert.equal(classifyRefreshFailure(fetchFailed('CERT_HAS_EXPIRED')), 'not_sent');
+  assert.equal(classifyRefreshFailure(fetchFailed('ERR_TLS_CERT_ALTNAME_INVALID')), 'not_sent');
 });
 
 test("an error status is an answer with the undici package's Response class too (the provider's fetch)", async () => {
