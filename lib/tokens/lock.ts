@@ -9,6 +9,13 @@ import type { KeyValueStore } from '../stores/store.ts';
  * holder that outlived its lease can never delete the lock of the one who took over.
  * The lease is short so that a crashed holder blocks others only briefly; renewal keeps
  * a slow provider call covered however long it takes.
+ *
+ * The lease spans several keys: the lock's key under every session secret
+ * (`storeKeys`). Mid-rotation, instances hold different sets of SESSION_SECRETS (one
+ * already has the new secret, another not yet), so a single "canonical" key could differ
+ * between them and both would refresh. Every set shares at least the old secret's key,
+ * and whoever holds all of its own keys holds that one: two instances never both hold
+ * the lease.
  */
 export interface Lease {
   /**
@@ -20,15 +27,35 @@ export interface Lease {
   release(): Promise<void>;
 }
 
-export async function tryLease(store: KeyValueStore, key: string, leaseSeconds: number): Promise<Lease | undefined> {
+export async function tryLease(store: KeyValueStore, keys: readonly string[], leaseSeconds: number): Promise<Lease | undefined> {
   const owner = randomBytes(16).toString('base64url');
-  if (!(await store.setIfAbsent(key, owner, leaseSeconds))) return undefined;
+  const held: string[] = [];
+  const releaseHeld = () =>
+    Promise.all(held.map((key) => store.deleteIfEquals(key, owner))).catch((error: unknown) => {
+      log.warn('refresh_lock_release_failed', { errorName: error instanceof Error ? error.name : 'unknown' });
+    });
+  // In one order on every instance, so that two contenders meet on the same first key.
+  for (const key of [...keys].sort()) {
+    let taken: boolean;
+    try {
+      taken = await store.setIfAbsent(key, owner, leaseSeconds);
+    } catch (error) {
+      await releaseHeld();
+      throw error;
+    }
+    if (!taken) {
+      await releaseHeld();
+      return undefined;
+    }
+    held.push(key);
+  }
   let lost = false;
   let confirmedAt = Date.now();
   const renew = async () => {
     const asked = Date.now();
     try {
-      if (await store.extendIfEquals(key, owner, leaseSeconds)) {
+      const renewed = await Promise.all(held.map((key) => store.extendIfEquals(key, owner, leaseSeconds)));
+      if (renewed.every(Boolean)) {
         confirmedAt = asked;
       } else {
         lost = true;
@@ -49,9 +76,7 @@ export async function tryLease(store: KeyValueStore, key: string, leaseSeconds: 
     },
     async release() {
       clearInterval(timer);
-      await store.deleteIfEquals(key, owner).catch((error: unknown) => {
-        log.warn('refresh_lock_release_failed', { errorName: error instanceof Error ? error.name : 'unknown' });
-      });
+      await releaseHeld();
     },
   };
 }

@@ -7,7 +7,7 @@ import { tokenFromResponse } from '../oidc/tokens.ts';
 import { metrics } from '../ops/metrics.ts';
 import { endSession } from '../session/revocation.ts';
 import { sessionHandle, type AccessToken, type Session } from '../session/session.ts';
-import { canonicalStoreKey } from '../stores/keys.ts';
+import { storeKeys } from '../stores/keys.ts';
 import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
 import { classifyRefreshFailure } from './failure.ts';
 import { tryLease, type Lease } from './lock.ts';
@@ -132,7 +132,14 @@ export async function reconcileSession(session: Session, config: Config, store: 
  * cookie's own. What logout revokes.
  */
 export async function liveRefreshTokens(session: Session, config: Config, store: KeyValueStore): Promise<string[]> {
-  const { record } = await readRecord(session, config, store);
+  let record: RefreshRecord | undefined;
+  try {
+    ({ record } = await readRecord(session, config, store));
+  } catch (error) {
+    // A record this instance cannot open (another instance's newer secret) must not stop
+    // a logout: the cookie's own token is still revoked, the record is deleted anyway.
+    if (!(error instanceof BrokerError && error.code === 'store_unavailable')) throw error;
+  }
   const tokens = new Set<string>();
   if (record) tokens.add(record.current.refreshToken);
   if (session.refreshToken) tokens.add(session.refreshToken);
@@ -192,16 +199,16 @@ function refreshOnce(session: Session, resource: string, seen: LoadedRecord, con
 }
 
 async function refreshUnderLock(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
-  const lockKey = canonicalStoreKey(config, 'refresh-lock', session.id);
+  const lockKeys = storeKeys(config, 'refresh-lock', session.id);
   const deadline = Date.now() + LOCK_WAIT_MS;
-  let lease = await tryLease(store, lockKey, LOCK_LEASE_SECONDS);
+  let lease = await tryLease(store, lockKeys, LOCK_LEASE_SECONDS);
   while (!lease) {
     // Another instance is refreshing this session: its outcome is what we need.
     const latest = await readRecord(session, config, store);
     if (latest.sealed !== seen.sealed) return { loaded: latest };
     if (Date.now() > deadline) throw new BrokerError('idp_unavailable', { publicMessage: 'a token refresh is still running' });
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-    lease = await tryLease(store, lockKey, LOCK_LEASE_SECONDS);
+    lease = await tryLease(store, lockKeys, LOCK_LEASE_SECONDS);
   }
   try {
     // Between our read and the lease another instance may have finished (Duende's

@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
+import { log } from '../log.ts';
 import { digest, seal, unseal } from '../session/codec.ts';
 import type { AccessToken, Session } from '../session/session.ts';
 import { storeKeys } from '../stores/keys.ts';
@@ -57,13 +58,39 @@ export type Standing = 'current' | 'behind' | 'stale' | 'indeterminate';
 
 export const refreshTokenHash = (refreshToken: string) => digest(refreshToken);
 
-/** Recently opened seals: a waiter polling the record must not pay a decrypt per poll. */
-const opened = new Map<string, RefreshRecord | undefined>();
+/**
+ * Recently opened seals: a waiter polling the record must not pay a decrypt per poll.
+ * Per configuration (its secrets): what one set of secrets opened says nothing about
+ * what another can.
+ */
+const openedByConfig = new WeakMap<Config, Map<string, RefreshRecord | undefined>>();
+function openedFor(config: Config): Map<string, RefreshRecord | undefined> {
+  let opened = openedByConfig.get(config);
+  if (!opened) openedByConfig.set(config, (opened = new Map()));
+  return opened;
+}
 const OPENED_MAX = 1_000;
 
+/**
+ * A record that is there but cannot be opened is never read as "no record": that would
+ * classify the cookie's refresh token as current and send it, and if the record holds a
+ * successor the provider sees a replay and revokes the grant (RFC 9700 §4.14.2). Mid-
+ * rotation an instance that lacks the newest secret meets records sealed with it: the
+ * request fails with 503 (the session kept, another instance or a moment later can serve
+ * it) and the operator is told which variable differs. An expired seal is the session's
+ * own end (the record lives as long as the session): nothing to read.
+ */
 async function open(sealed: string, config: Config): Promise<RefreshRecord | undefined> {
+  const opened = openedFor(config);
   if (opened.has(sealed)) return opened.get(sealed);
   const result = await unseal<RefreshRecord>(sealed, config.session, config.session.absoluteTimeout);
+  if ('failure' in result && result.failure !== 'expired') {
+    log.error('refresh_record_unreadable', {
+      reason: result.failure,
+      fix: result.failure === 'unknown-password' ? 'another instance seals with a secret this one lacks: give every instance the same SESSION_SECRETS' : 'the record is corrupt',
+    });
+    throw new BrokerError('store_unavailable', { publicMessage: 'the session state cannot be read by this instance' });
+  }
   const record = 'data' in result && result.data.v === 1 ? result.data : undefined;
   if (opened.size >= OPENED_MAX) opened.delete(opened.keys().next().value as string);
   opened.set(sealed, record);
@@ -100,7 +127,7 @@ export async function writeRecord(
   const [canonical, ...others] = storeKeys(config, 'refresh', session.id);
   if (!(await store.compareAndSet(canonical, expected.canonical, sealed, ttl))) return undefined;
   await Promise.all(others.map((key) => store.set(key, sealed, ttl)));
-  opened.set(sealed, record);
+  openedFor(config).set(sealed, record);
   return { record, sealed, canonical: sealed };
 }
 

@@ -17,7 +17,7 @@ class UnreachableForRenewals extends MemoryStore {
 
 test('a lease whose renewals fail counts as lost after two thirds of it', async () => {
   const store = new UnreachableForRenewals();
-  const lease = await tryLease(store, 'lock', 1.5);
+  const lease = await tryLease(store, ['lock'], 1.5);
   assert.ok(lease, 'taken');
   assert.equal(lease.lost, false, 'fresh');
   await new Promise((resolve) => setTimeout(resolve, 1_100));
@@ -28,11 +28,28 @@ test('a lease whose renewals fail counts as lost after two thirds of it', async 
 
 test('a lease whose renewals succeed stays held', async () => {
   const store = new MemoryStore();
-  const lease = await tryLease(store, 'lock', 1.5);
+  const lease = await tryLease(store, ['lock'], 1.5);
   assert.ok(lease);
   await new Promise((resolve) => setTimeout(resolve, 1_100));
   assert.equal(lease.lost, false);
   await lease.release();
   assert.equal(await store.get('lock'), undefined, 'released');
+  store.close();
+});
+
+test('mid-rotation: instances keying the lock with different sets of secrets never both hold it', async () => {
+  const store = new MemoryStore();
+  // Instance A has only the old secret's key; instance B has the old and the new one.
+  const a = await tryLease(store, ['old'], 1.5);
+  assert.ok(a);
+  assert.equal(await tryLease(store, ['new', 'old'], 1.5), undefined, 'B is refused while A holds the old key');
+  assert.equal(await store.get('new'), undefined, 'B gave back the key it had taken');
+  await a.release();
+  const b = await tryLease(store, ['new', 'old'], 1.5);
+  assert.ok(b, 'B takes both once A is done');
+  assert.equal(await tryLease(store, ['old'], 1.5), undefined, 'and A is refused while B holds them');
+  await b.release();
+  assert.equal(await store.get('old'), undefined);
+  assert.equal(await store.get('new'), undefined);
   store.close();
 });
