@@ -30,7 +30,8 @@ export const MAX_SESSIONS_PER_USER = 50;
 /** `lastSeenAt` is written at most once per this interval per session (no store write per request). */
 export const LAST_SEEN_GRANULARITY_MS = 5 * 60_000;
 const USER_AGENT_MAX = 200;
-const CAS_ATTEMPTS = 10;
+/** Compare-and-set rounds before a change is given up (each lost round means another writer won). */
+const CAS_ATTEMPTS = 50;
 
 export interface IndexEntry {
   /** The session id: what ends it. Sealed, never shown. */
@@ -127,8 +128,11 @@ async function update(
       await Promise.all(others.map((key) => store.set(key, sealed, ttl)));
       return;
     }
+    // Lost to another writer: back off a little, with jitter, so that a burst of sign-ins
+    // of one user does not retry in lockstep.
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2 + attempt, 20)));
   }
-  // Ten writers in a row moved it: this change is lost, the sessions themselves are not.
+  // Every round lost to another writer: this change is lost, the sessions themselves are not.
   log.warn('session_index_contended', { attempts: CAS_ATTEMPTS });
 }
 
