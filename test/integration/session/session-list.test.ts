@@ -10,6 +10,8 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startStack, type BrowserClient, type Stack } from '../../helpers/stack.ts';
 import { CLIENT_ID } from '../../helpers/stack.ts';
+import { setStoreForTests } from '../../../lib/stores/index.ts';
+import { StoreUnavailableError, type KeyValueStore } from '../../../lib/stores/store.ts';
 import { isActiveAtProvider, lastSignIn, watchGrants, type Grant, type ListedSession } from '../../helpers/sessions.ts';
 
 const OPS_TOKEN = randomBytes(32).toString('base64url');
@@ -254,5 +256,35 @@ describe('no OPS_TOKEN', () => {
         assert.deepEqual(await response.json(), { error: 'not_found' });
       }
     }
+  });
+});
+
+describe('the store unreachable', () => {
+  before(() => stack.configure({ OPS_TOKEN }));
+  after(() => stack.configure({}));
+  test('list, revoke and /ops/ answer 503 store_unavailable, clear no cookie, and end nothing', async () => {
+    const alice1 = await signIn('alice');
+    const alice2 = await signIn('alice');
+    const working = stack.store;
+    const down = () => Promise.reject(new StoreUnavailableError());
+    const unreachable: KeyValueStore = { get: down, getMany: down, set: down, setIfAbsent: down, compareAndSet: down, extendIfEquals: down, deleteIfEquals: down, delete: down };
+    setStoreForTests(unreachable);
+    try {
+      const answers = [
+        await alice2.browser.api('/auth/sessions'),
+        await revoke(alice2.browser, '{"others":true}'),
+        await ops('/ops/revoke', { method: 'POST', body: '{"sub":"user-alice"}', token: OPS_TOKEN }),
+        await ops('/ops/sessions?sub=user-alice', { token: OPS_TOKEN }),
+      ];
+      for (const answer of answers) {
+        assert.equal(answer.status, 503);
+        assert.deepEqual(await answer.json(), { error: 'store_unavailable' });
+        assert.deepEqual(answer.headers.getSetCookie(), []);
+      }
+    } finally {
+      setStoreForTests(working);
+    }
+    assert.equal(await authenticated(alice1.browser), true);
+    assert.equal(await authenticated(alice2.browser), true);
   });
 });
