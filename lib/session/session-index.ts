@@ -73,8 +73,9 @@ function userKeys(config: Config, iss: string, sub: string): string[] {
 
 function live(entry: IndexEntry, config: Config, now: number): boolean {
   if (now >= entry.createdAt + config.session.absoluteTimeout * 1000) return false;
-  // lastSeenAt lags activity by up to the granularity: only a certainly idle session goes.
-  return now < entry.lastSeenAt + config.session.idleTimeout * 1000 + LAST_SEEN_GRANULARITY_MS;
+  // lastSeenAt lags activity by up to the granularity (twice: one lost best-effort touch is
+  // tolerated): only a certainly idle session goes.
+  return now < entry.lastSeenAt + config.session.idleTimeout * 1000 + 2 * LAST_SEEN_GRANULARITY_MS;
 }
 
 interface Read {

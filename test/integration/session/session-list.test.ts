@@ -144,6 +144,17 @@ for (const mode of ['cookie', 'server'] as const) {
       assert.equal(await isActiveAtProvider(stack.idp.issuer, CLIENT_ID, stack.clientSecret, alice2.refreshToken), false);
     });
 
+    test('a logout takes its session out of the list', async () => {
+      const alice1 = await signIn('alice');
+      const alice2 = await signIn('alice');
+      const handles = (await list(alice2.browser)).map((s) => s.id);
+      const logout = await alice1.browser.fetch('/auth/logout', { method: 'POST', headers: { origin: stack.broker.url } });
+      assert.equal(logout.status, 303);
+      const after = (await list(alice2.browser)).map((s) => s.id);
+      assert.equal(after.length, handles.length - 1);
+      assert.ok(after.every((id) => handles.includes(id)));
+    });
+
     test('refusals: no X-CSRF or a foreign origin 403, no session 401, bad bodies 400 — and nothing ends', async () => {
       const alice1 = await signIn('alice');
       const alice2 = await signIn('alice');
