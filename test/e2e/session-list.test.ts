@@ -134,7 +134,15 @@ for (const mode of ['cookie', 'server'] as const) {
       assert.equal(await isActiveAtProvider(stack.idp.issuer, CLIENT_ID, stack.clientSecret, alice2.refreshToken()), true);
       await liveOnSecond(instance, alice2.browser.cookieHeader(), 'alice\'s current session');
       await liveOnSecond(instance, bob.browser.cookieHeader(), 'bob\'s session');
-      assert.ok(!stack.serverStderr().includes(alice1.refreshToken()), 'a refresh token in the logs');
+      const logs = stack.serverStderr();
+      for (const token of stack.issuedTokens) assert.ok(!logs.includes(token), 'a token in the logs');
+      const events = logs.split('\n').filter((line) => /"event":"(session_revoked|sessions_revoked|sessions_revoke_requested)"/.test(line));
+      assert.ok(events.length >= 2, 'the revoke is logged');
+      for (const line of events) {
+        assert.ok(!/user-alice|user-bob/.test(line), `a subject in a log line: ${line}`);
+        for (const s of sessions) assert.ok(!line.includes(s.id), 'a list handle in a log line');
+      }
+      assert.ok(events.some((line) => line.includes('"security":true') && /"session":"[\w-]{16}"/.test(line)), 'a security event with the log handle');
     });
 
     test('/ops/ on the second instance by address: 401 without or with a wrong token; sessions by sub; revoke by sid, by sub, by createdBefore, each seen on the other instance within a second', async () => {

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { startStack, type BrowserClient, type Stack } from '../../helpers/stack.ts';
 import { CLIENT_ID } from '../../helpers/stack.ts';
 import { setStoreForTests } from '../../../lib/stores/index.ts';
+import { metrics } from '../../../lib/ops/metrics.ts';
 import { StoreUnavailableError, type KeyValueStore } from '../../../lib/stores/store.ts';
 import { isActiveAtProvider, lastSignIn, watchGrants, type Grant, type ListedSession } from '../../helpers/sessions.ts';
 
@@ -27,6 +28,10 @@ before(async () => {
 after(async () => {
   await stack?.close();
 });
+
+async function revokedCount(): Promise<number> {
+  return (await metrics.sessionsEnded.get()).values.find((v) => v.labels.reason === 'revoked')?.value ?? 0;
+}
 
 interface Signed {
   browser: BrowserClient;
@@ -110,10 +115,12 @@ for (const mode of ['cookie', 'server'] as const) {
       assert.equal(await isActiveAtProvider(stack.idp.issuer, CLIENT_ID, stack.clientSecret, bob.refreshToken), true);
 
       const before = (await list(alice2.browser)).length;
+      const counted = await revokedCount();
       const response = await revoke(alice2.browser, JSON.stringify({ others: true }));
       assert.equal(response.status, 200);
       assert.equal(response.headers.get('cache-control'), 'no-store');
       assert.deepEqual(await response.json(), { revoked: before - 1 });
+      assert.equal(await revokedCount(), counted + before - 1, 'cloakroom_sessions_ended_total{reason="revoked"}');
       assert.deepEqual(response.headers.getSetCookie(), [], 'the current session keeps its cookie');
       assert.equal(await authenticated(alice1.browser), false, 'the other session is over');
       assert.equal(await authenticated(alice2.browser), true, 'this one is not');
