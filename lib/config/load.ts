@@ -53,6 +53,8 @@ export interface Config {
   endSessionHint: 'client_id' | 'id_token';
   routes: Route[];
   port: number;
+  /** OPS_TOKEN: the `/ops/` endpoints' bearer token; undefined: they answer 404. */
+  opsToken: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -252,6 +254,12 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
 
   checkRedis(e, problems);
 
+  // The ops token ends any user's sessions: it must be as unguessable as a session secret.
+  if (e.OPS_TOKEN !== undefined) {
+    const weakness = secretWeakness(e.OPS_TOKEN);
+    if (weakness) problems.push(`OPS_TOKEN ${weakness} (e.g. \`openssl rand -base64 32\`), or leave it unset to turn the /ops/ endpoints off`);
+  }
+
   const routes = readRoutes(e, problems, publicOrigin);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -302,6 +310,7 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     endSessionHint: v.OIDC_END_SESSION_HINT,
     routes,
     port: v.PORT,
+    opsToken: v.OPS_TOKEN || undefined,
   };
 }
 

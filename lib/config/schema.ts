@@ -165,6 +165,12 @@ export const envSchema = z.object({
    * keeps the ID token sealed in the store for that purpose, never in the cookie.
    */
   OIDC_END_SESSION_HINT: z.enum(['client_id', 'id_token'], { error: 'OIDC_END_SESSION_HINT must be "client_id" or "id_token"' }).default('client_id'),
+  /**
+   * Bearer token of the `/ops/` endpoints (`Authorization: Bearer <OPS_TOKEN>`), 32+
+   * random characters (the SESSION_SECRETS entropy floor). Unset (default): every `/ops/`
+   * path answers 404, as if it did not exist.
+   */
+  OPS_TOKEN: z.string().optional(),
   /** Default: 3000. */
   PORT: z
     .string()
@@ -177,7 +183,7 @@ export const envSchema = z.object({
 export type RawEnv = z.output<typeof envSchema>;
 
 /** Variables with the broker's prefixes that it does not know are most likely typos. */
-export const KNOWN_PREFIXES = ['OIDC_', 'SESSION_', 'BFF_', 'TOKEN_', 'REFRESH_', 'REDIS_', 'RATE_LIMIT_'] as const;
+export const KNOWN_PREFIXES = ['OIDC_', 'SESSION_', 'BFF_', 'TOKEN_', 'REFRESH_', 'REDIS_', 'RATE_LIMIT_', 'OPS_'] as const;
 
 /**
  * Variables the broker reads outside its own prefixes. `LOG_` is not a prefix of ours

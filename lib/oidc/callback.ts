@@ -12,6 +12,7 @@ import { sessionCookieName } from '../session/cookie.ts';
 import { sessionHandle, type Session } from '../session/session.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { keepIdTokenHint } from '../session/storage-hint.ts';
+import { indexSession } from '../session/session-index.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
 import { getProvider, isInvalidGrant, providerErrorCode } from './provider.ts';
 import { tokenFromResponse } from './tokens.ts';
@@ -58,6 +59,8 @@ export async function handleCallback(request: Request, config: Config, store: Ke
     headers.append('set-cookie', clearTx);
     for (const cookie of cookies) headers.append('set-cookie', cookie);
     await keepIdTokenHint(store, config, session, idToken);
+    // The user's session list (GET /auth/sessions) and what lets another session end this one.
+    await indexSession(store, config, session, request);
     metrics.sessionsStarted.inc();
     log.info('sign_in', { session: sessionHandle(session) });
     return new Response(null, { status: 303, headers });

@@ -5,6 +5,7 @@ import { metrics } from '../ops/metrics.ts';
 import { checkSameOrigin } from '../security/csrf.ts';
 import { clearSession, forgetSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
+import { unindexSessions } from '../session/session-index.ts';
 import { takeIdTokenHint } from '../session/storage-hint.ts';
 import { sessionHandle } from '../session/session.ts';
 import type { KeyValueStore } from '../stores/store.ts';
@@ -43,6 +44,7 @@ export async function handleLogout(request: Request, config: Config, store: KeyV
     await forgetRefreshRecord(session, config, store);
     // SESSION_STORAGE=server: the record goes too, so a copied cookie finds nothing.
     await forgetSession(session, config, store);
+    await unindexSessions(store, config, session.iss, session.sub, new Set([session.id]));
     const idTokenHint = await takeIdTokenHint(store, config, session);
     try {
       const provider = await getProvider(config);

@@ -109,6 +109,18 @@ export function addressBucket(address: string): string {
   return `${expandIPv6(address).slice(0, 4).join(':')}::/64`;
 }
 
+/**
+ * A coarse description of where an address is, for the session list (`network`): IPv4
+ * by its /24, IPv6 by its /48 (a site), so that a user recognises "home" or "office"
+ * while neither the list nor the store keeps an address that points at one device.
+ */
+export function addressNetwork(address: string): string {
+  const family = isIP(address);
+  if (family === 4) return `${address.split('.').slice(0, 3).join('.')}.0/24`;
+  if (family === 6) return `${expandIPv6(address).slice(0, 3).join(':')}::/48`;
+  return UNKNOWN_ADDRESS;
+}
+
 function expandIPv6(address: string): string[] {
   const [head, tail = ''] = address.includes('::') ? address.split('::') : [address, undefined];
   const left = head ? head.split(':') : [];

@@ -18,6 +18,7 @@ import {
 import { sessionStorage } from './storage.ts';
 import { sessionCookieAttributes, sessionCookieName } from './cookie.ts';
 import { isSessionEnded } from './revocation.ts';
+import { touchIndexedSession } from './session-index.ts';
 import { sessionExpiresAt, touchIntervalMs, type AccessToken, type Session } from './session.ts';
 import { UnsealCache, type Opened } from './unseal-cache.ts';
 
@@ -183,6 +184,9 @@ export async function writeSession(session: Session, present: readonly string[],
         log.warn('session_tokens_dropped', { kept: Object.keys(candidate.tokens).length, had: Object.keys(touched.tokens).length });
       }
       rememberSealed(sealed, candidate, config);
+      // The session list's "last seen", piggy-backing on this write (at most once per
+      // interval). Not awaited: a stalled store must not hold the answer for metadata.
+      void touchIndexedSession(store ?? getStore(), config, session, now);
       return cookies;
     } catch (error) {
       if (!(error instanceof SessionTooLargeError)) throw error;

@@ -12,7 +12,10 @@ import type { Session } from './session.ts';
  *    provider session or of a user; a session created at or before that instant is over
  *    (OpenID Connect Back-Channel Logout 1.0 §2.7). A logout token naming both `sid` and
  *    `sub` also writes a `bcl-sub` entry that only sessions *without* a provider session id
- *    read: their ID token carried no `sid`, so the sid entry alone would miss them.
+ *    read: their ID token carried no `sid`, so the sid entry alone would miss them;
+ *  - `revoked-before` — one global instant (`POST /ops/revoke {"createdBefore"}`, the
+ *    emergency switch): every session created at or before it is over. Read by the same
+ *    one getMany as the others, so it costs the check no round trip.
  * Every key is an HMAC under the session secrets (`storeKeys`), so whoever can read a
  * shared store learns neither session ids nor users from its keys. Writes go under every
  * secret's key; a check reads all of them in one round trip.
@@ -20,13 +23,15 @@ import type { Session } from './session.ts';
 type Subject =
   | { kind: 'ended'; sessionId: string }
   | { kind: 'bcl-sid'; iss: string; sid: string }
-  | { kind: 'bcl-sub'; iss: string; sub: string; onlyWithoutSid: boolean };
+  | { kind: 'bcl-sub'; iss: string; sub: string; onlyWithoutSid: boolean }
+  | { kind: 'revoked-before' };
 
 function keysOf(config: Config, subject: Subject): string[] {
   let kind: StoreKeyKind;
   let value: string;
   if (subject.kind === 'ended') [kind, value] = ['ended', subject.sessionId];
   else if (subject.kind === 'bcl-sid') [kind, value] = ['bcl-sid', `${subject.iss}\n${subject.sid}`];
+  else if (subject.kind === 'revoked-before') [kind, value] = ['revoked-before', 'every session'];
   // A separate value (not a flag in the entry) so that the check stays one getMany.
   else [kind, value] = ['bcl-sub', `${subject.onlyWithoutSid ? 'without-sid' : 'all'}\n${subject.iss}\n${subject.sub}`];
   return storeKeys(config, kind, value);
@@ -53,6 +58,7 @@ function revocationKeys(config: Config, session: Session): RevocationKeys {
     const logouts = [...keysOf(config, { kind: 'bcl-sub', iss: session.iss, sub: session.sub, onlyWithoutSid: false })];
     if (session.idpSid) logouts.push(...keysOf(config, { kind: 'bcl-sid', iss: session.iss, sid: session.idpSid }));
     else logouts.push(...keysOf(config, { kind: 'bcl-sub', iss: session.iss, sub: session.sub, onlyWithoutSid: true }));
+    logouts.push(...keysOf(config, { kind: 'revoked-before' }));
     const ended = keysOf(config, { kind: 'ended', sessionId: session.id });
     keys = { config, ended, logouts, all: [...ended, ...logouts] };
     keysBySession.set(session, keys);
@@ -111,4 +117,15 @@ export async function endByLogoutToken(
   if (claims.sub) keys.push(...keysOf(config, { kind: 'bcl-sub', iss: claims.iss, sub: claims.sub, onlyWithoutSid: !!claims.sid }));
   // A cookie lives at most the absolute timeout; so must the mark that kills it.
   await raiseUnderEveryKey(store, keys, endedAt, config.session.absoluteTimeout);
+}
+
+/**
+ * `POST /ops/revoke {"createdBefore"}`: every session created before `instant` (epoch
+ * milliseconds) is over, on every instance at its next check. Raise-only, like a logout
+ * token's instant: a delayed or repeated call with an earlier instant revives nothing.
+ * Kept for the absolute timeout: by then every session it could end has expired anyway.
+ */
+export async function endCreatedBefore(store: KeyValueStore, config: Config, instant: number): Promise<void> {
+  // Sessions created *before* the instant: the check ends those created at or before its value.
+  await raiseUnderEveryKey(store, keysOf(config, { kind: 'revoked-before' }), instant - 1, config.session.absoluteTimeout);
 }

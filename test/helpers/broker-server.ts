@@ -15,6 +15,9 @@ import { handleLogout } from '../../lib/oidc/logout.ts';
 import { handleProxy } from '../../lib/proxy/handler.ts';
 import { handleSession } from '../../lib/session/endpoint.ts';
 import { forwardedForWithPeer } from '../../lib/ops/client-address.ts';
+import { opsMethodNotAllowed } from '../../lib/ops/ops-auth.ts';
+import { handleOpsRevoke, handleOpsSessions } from '../../lib/ops/ops-sessions.ts';
+import { handleListSessions, handleRevokeSessions } from '../../lib/session/sessions-endpoint.ts';
 
 type Route = (request: Request) => Promise<Response>;
 const ROUTES: Record<string, Partial<Record<string, Route>>> = {
@@ -23,6 +26,10 @@ const ROUTES: Record<string, Partial<Record<string, Route>>> = {
   '/auth/session': { GET: endpoint(handleSession) },
   '/auth/logout': { POST: endpoint(handleLogout), GET: async () => methodNotAllowed(['POST']) },
   '/auth/backchannel-logout': { POST: endpoint(handleBackchannelLogout), GET: async () => methodNotAllowed(['POST']) },
+  '/auth/sessions': { GET: endpoint(handleListSessions), POST: async () => methodNotAllowed(['GET', 'HEAD']) },
+  '/auth/sessions/revoke': { POST: endpoint(handleRevokeSessions), GET: async () => methodNotAllowed(['POST']) },
+  '/ops/revoke': { POST: endpoint(handleOpsRevoke, { checkHost: false }), GET: endpoint(opsMethodNotAllowed(['POST']), { checkHost: false }) },
+  '/ops/sessions': { GET: endpoint(handleOpsSessions, { checkHost: false }), POST: endpoint(opsMethodNotAllowed(['GET', 'HEAD']), { checkHost: false }) },
   '/healthz': { GET: async () => jsonResponse({ status: 'ok' }) },
 };
 const proxy = endpoint(handleProxy);

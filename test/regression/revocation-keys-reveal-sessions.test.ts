@@ -126,7 +126,7 @@ describe('revocation store keys', () => {
       assert.deepEqual(await sessionOf(carol), { authenticated: false }, `a mark under secret ${which + 1}`);
       const checks = store.reads.filter((keys) => keys.some((key) => key.startsWith('ended:')));
       assert.equal(checks.length, 1, 'one getMany for the revocation check');
-      assert.equal(checks[0]?.length, 6, 'ended, bcl-sub and bcl-sid, each under two secrets');
+      assert.equal(checks[0]?.length, 8, 'ended, bcl-sub, bcl-sid and the revoked-before watermark, each under two secrets');
     }
   });
 });
