@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Config } from '../config/load.ts';
+import { ConfigError, type Config } from '../config/load.ts';
 import { parseCookies } from '../http/cookies.ts';
 import { log } from '../log.ts';
 import { getStore } from '../stores/index.ts';
@@ -18,7 +18,7 @@ import {
 import { sessionStorage } from './storage.ts';
 import { sessionCookieAttributes, sessionCookieName } from './cookie.ts';
 import { isSessionEnded } from './revocation.ts';
-import { touchIndexedSession } from './session-index.ts';
+import { lastSeenDue, touchIndexedSession } from './session-index.ts';
 import { sessionExpiresAt, touchIntervalMs, type AccessToken, type Session } from './session.ts';
 import { UnsealCache, type Opened } from './unseal-cache.ts';
 
@@ -167,6 +167,20 @@ function candidates(session: Session, options: WriteOptions): Session[] {
  * runs to the absolute timeout; the server enforces the idle timeout itself from
  * `touchedAt` inside the seal. Throws `SessionTooLargeError` when it cannot fit.
  */
+/**
+ * The process store for best-effort metadata, or none when the process has no valid
+ * environment configuration (a caller that built its own Config): a "last seen" touch
+ * must never turn a cookie write into a failure.
+ */
+function processStoreIfConfigured(): KeyValueStore | undefined {
+  try {
+    return getStore();
+  } catch (error) {
+    if (error instanceof ConfigError) return undefined;
+    throw error;
+  }
+}
+
 export async function writeSession(session: Session, present: readonly string[], config: Config, options: WriteOptions = {}): Promise<string[]> {
   const now = Date.now();
   const touched: Session = { ...cookiePayload(session, now), touchedAt: now };
@@ -186,7 +200,11 @@ export async function writeSession(session: Session, present: readonly string[],
       rememberSealed(sealed, candidate, config);
       // The session list's "last seen", piggy-backing on this write (at most once per
       // interval). Not awaited: a stalled store must not hold the answer for metadata.
-      void touchIndexedSession(store ?? getStore(), config, session, now);
+      // The process store is only reached for when a touch is due: most writes need none.
+      if (lastSeenDue(session.touchedAt, now)) {
+        const indexStore = store ?? processStoreIfConfigured();
+        if (indexStore) void touchIndexedSession(indexStore, config, session, now);
+      }
       return cookies;
     } catch (error) {
       if (!(error instanceof SessionTooLargeError)) throw error;

@@ -162,8 +162,13 @@ export async function indexSession(store: KeyValueStore, config: Config, session
  * since the previous one. No read decides it, so the hot path gains no store call;
  * best effort, a failure is logged and the request goes on.
  */
+/** Whether a write at `now` of a session last touched at `touchedAt` is due to refresh its "last seen". */
+export function lastSeenDue(touchedAt: number, now: number): boolean {
+  return Math.floor(now / LAST_SEEN_GRANULARITY_MS) !== Math.floor(touchedAt / LAST_SEEN_GRANULARITY_MS);
+}
+
 export async function touchIndexedSession(store: KeyValueStore, config: Config, session: Session, now: number): Promise<void> {
-  if (Math.floor(now / LAST_SEEN_GRANULARITY_MS) === Math.floor(session.touchedAt / LAST_SEEN_GRANULARITY_MS)) return;
+  if (!lastSeenDue(session.touchedAt, now)) return;
   try {
     await update(store, config, session.iss, session.sub, (entries) => {
       const entry = entries.find((e) => e.id === session.id);
