@@ -6,6 +6,7 @@
  * instance by address (no Host check for them) with the bearer OPS_TOKEN.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { startProductionStack, CLIENT_ID, type ProductionStack } from '../helpers/production-stack.ts';
@@ -186,6 +187,26 @@ for (const mode of ['cookie', 'server'] as const) {
       assert.equal((await late.browser.api('/api/demo/x')).status, 200, 'a session signed in after createdBefore lives');
       await liveOnSecond(instance, late.browser.cookieHeader(), 'the later session on the second instance');
     });
+
+    test('GET /ops/metrics on the second instance by address: 401 without the token; with it Prometheus text that promtool accepts, counting the revocations, naming no user, session or token', async () => {
+      assert.equal((await opsOnSecond(instance, 'GET', '/ops/metrics', undefined)).status, 401);
+      const answer = await opsOnSecond(instance, 'GET', '/ops/metrics', OPS_TOKEN);
+      assert.equal(answer.status, 200);
+      assert.match(String(answer.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      assert.equal(answer.headers['cache-control'], 'no-store');
+      const text = answer.body.toString('utf8');
+      assert.match(text, /^cloakroom_sessions_ended_total\{reason="revoked"\} [1-9]/m, 'the ops revocations of the test before, served by this instance');
+      assert.match(text, /^process_resident_memory_bytes /m, "Node's process metrics beside the broker's");
+      assert.ok(!/user-alice|user-bob/.test(text), 'a subject in the metrics');
+      for (const value of instance.stack.issuedTokens) assert.ok(!text.includes(value), 'a token in the metrics');
+      const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      assert.equal(lint.error, undefined, 'promtool runs (Debian prometheus package)');
+      const complaints = `${lint.stdout}${lint.stderr}`;
+      // prom-client's own nodejs_active_*_total gauges draw promtool's naming lint; the text
+      // must parse, and no metric of the broker's may draw a complaint.
+      assert.doesNotMatch(complaints, /parsing error|error while linting/i, complaints);
+      assert.doesNotMatch(complaints, /cloakroom_/, complaints);
+    });
   });
 }
 
@@ -198,7 +219,7 @@ describe('npm start without OPS_TOKEN', () => {
     await stack?.close();
   });
   test('every /ops/ path answers 404 not_found, with or without a token', async () => {
-    for (const [method, path] of [['POST', '/ops/revoke'], ['GET', '/ops/sessions?sub=user-alice'], ['GET', '/ops/revoke'], ['GET', '/ops/anything']] as const) {
+    for (const [method, path] of [['POST', '/ops/revoke'], ['GET', '/ops/sessions?sub=user-alice'], ['GET', '/ops/revoke'], ['GET', '/ops/metrics'], ['GET', '/ops/anything']] as const) {
       for (const token of [undefined, OPS_TOKEN]) {
         const headers: Array<[string, string]> = [['host', `127.0.0.1:${stack.port}`]];
         if (token) headers.push(['authorization', `Bearer ${token}`]);
