@@ -37,6 +37,7 @@ const NEVER_FORWARDED = new Set(['TRACE', 'TRACK', 'CONNECT']);
 
 const NOT_ALLOWED_BODY = '{"error":"method_not_allowed"}';
 const NOT_FOUND_BODY = '{"error":"not_found"}';
+const INVALID_BODY = '{"error":"invalid_request"}';
 
 /** A complete HTTP/1.1 answer written on a raw socket (CONNECT, upgrades, parse errors), then the socket ends. */
 function rawAnswer(socket: Duplex, status: string, body: string, extra = ''): void {
@@ -47,6 +48,13 @@ function rawAnswer(socket: Duplex, status: string, body: string, extra = ''): vo
   socket.end(
     `HTTP/1.1 ${status}\r\ncontent-type: application/json; charset=utf-8\r\ncache-control: no-store\r\n${extra}content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
+}
+
+/** A small JSON answer of the front door's own, framed with its length (no chunking for 30 bytes). */
+function answerJson(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res
+    .writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', 'content-length': String(Buffer.byteLength(body)), ...headers })
+    .end(body);
 }
 
 function isRouteMethod(method: string): method is RouteMethod {
@@ -63,7 +71,7 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
     if (!found) {
       if (NEVER_FORWARDED.has(method)) {
         // Next.js answers TRACE with a bare 500 before any code runs.
-        res.writeHead(405, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', allow: ROUTE_METHODS.join(', ') }).end(NOT_ALLOWED_BODY);
+        answerJson(res, 405, NOT_ALLOWED_BODY, { allow: ROUTE_METHODS.join(', ') });
         return;
       }
       void next.request(req, res);
@@ -71,7 +79,7 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
     }
     res.setHeader(FRONT_DOOR_HEADER, 'front-door');
     if (NEVER_FORWARDED.has(method)) {
-      res.writeHead(405, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', allow: found.allow.join(', ') }).end(NOT_ALLOWED_BODY);
+      answerJson(res, 405, NOT_ALLOWED_BODY, { allow: found.allow.join(', ') });
       return;
     }
     const route = isRouteMethod(method) ? found.handlers[method] : found.other;
@@ -85,7 +93,7 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
       request = toRequest(req, origin, controller.signal);
     } catch {
       // A target the URL parser refuses: nothing to route.
-      res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end('{"error":"invalid_request"}');
+      answerJson(res, 400, INVALID_BODY);
       return;
     }
     route(request)
@@ -93,7 +101,7 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
       .catch((error: unknown) => {
         // endpoint() turns every throw into the contract's answer; reaching here is a bug.
         log.error('front_door_failed', { errorName: error instanceof Error ? error.name : typeof error });
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end('{"error":"server_error"}');
+        if (!res.headersSent) answerJson(res, 500, '{"error":"server_error"}');
         else res.destroy();
       });
   }
@@ -119,7 +127,8 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
 
   /**
    * A request Node could not parse. A listener here replaces Node's own answer, so its
-   * answers are kept (408 slow headers, 431 headers too large, 400 otherwise); only a
+   * statuses are kept (408 slow headers, 431 headers too large, 400 otherwise, e.g. raw
+   * non-ASCII bytes in the request-target); a 400 carries the contract's body, and a
    * method unknown to Node's parser (TRACK) gets the contract's 405 instead of a 400.
    */
   function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
@@ -131,11 +140,12 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
       rawAnswer(socket, '405 Method Not Allowed', NOT_ALLOWED_BODY, `allow: ${ROUTE_METHODS.join(', ')}\r\n`);
       return;
     }
-    const status =
-      error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
-      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout'
-      : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    if (error.code === 'HPE_HEADER_OVERFLOW' || error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '408 Request Timeout';
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      return;
+    }
+    rawAnswer(socket, '400 Bad Request', INVALID_BODY);
   }
 
   return { onRequest, onConnect, onUpgrade, onClientError };
