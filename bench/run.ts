@@ -351,7 +351,7 @@ function sessionSeal(cookieHeader: string): string {
 }
 
 /** `--throughput-only`: the table and its targets, a JSON file in the temp directory (never results/). */
-function reportThroughputOnly(byConnections: Map<number, Summary[]>): number {
+function reportThroughputOnly(byConnections: Map<number, Summary[]>, profile: ReturnType<typeof hotSpots> | undefined): number {
   const failures: string[] = [];
   for (const summaries of byConnections.values()) {
     for (const s of summaries) if (s.errors + s.timeouts + s.non2xx > 0) failures.push(`${s.label}, ${s.connections} connections: ${s.errors} errors, ${s.timeouts} timeouts, ${s.non2xx} non-2xx`);
@@ -360,7 +360,11 @@ function reportThroughputOnly(byConnections: Map<number, Summary[]>): number {
   const outDir = join(os.tmpdir(), 'cloakroom-bench-throughput');
   mkdirSync(outDir, { recursive: true });
   const jsonPath = join(outDir, `${new Date().toISOString().slice(0, 10)}.json`);
-  writeFileSync(jsonPath, `${JSON.stringify({ smoke: SMOKE, plan: PLAN, machine: machine(), throughput: Object.fromEntries(byConnections), targets, failures }, null, 2)}\n`);
+  writeFileSync(jsonPath, `${JSON.stringify({ smoke: SMOKE, plan: PLAN, machine: machine(), throughput: Object.fromEntries(byConnections), targets, failures, ...(profile ? { cpuProfile: profile } : {}) }, null, 2)}\n`);
+  if (profile) {
+    process.stdout.write(`\nCPU profile of the broker (${profile.seconds.toFixed(0)} s, ${profile.file}); self time, % of all samples:\n  by area: ${profile.byArea.map((a) => `${a.name} ${a.selfPercent.toFixed(1)} %`).join(' · ')}\n`);
+    for (const spot of profile.spots) process.stdout.write(`  ${spot.selfPercent.toFixed(1).padStart(5)} %  ${spot.name}  ${spot.where}\n`);
+  }
   process.stdout.write(`\n${table(byConnections)}\nTargets (reported, not asserted):\n${formatTargets(targets)}\n\nWrote ${jsonPath}.\n${failures.length ? `\nFAILED:\n  ${failures.join('\n  ')}\n` : ''}`);
   return failures.length > 0 ? 1 : 0;
 }
@@ -381,7 +385,11 @@ async function main(): Promise<number> {
   await expectOk(`http://127.0.0.1:${stack.brokerPort}/api/bench/items`, { ...BROWSER_API_HEADERS, cookie: shared.header(0) }, 'the broker');
 
   const byConnections = await throughput(all);
-  if (THROUGHPUT_ONLY) return reportThroughputOnly(byConnections);
+  if (THROUGHPUT_ONLY) {
+    // The profile is written when the broker exits.
+    await stopChild(stack.broker);
+    return reportThroughputOnly(byConnections, CPU_PROF_DIR ? hotSpots(CPU_PROF_DIR) : undefined);
+  }
   const memoryFigures = await memory(stack, distinct);
   const profile = CPU_PROF_DIR ? hotSpots(CPU_PROF_DIR) : undefined;
   await stopChild(stack.broker);
