@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { holdAnswer } from '../helpers/held-answer.ts';
 import { rawRequest, rawSocketRequest } from '../helpers/raw-http.ts';
 import { startProductionStack, type ProductionStack } from '../helpers/production-stack.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
@@ -23,7 +24,10 @@ let upstream: TestUpstream;
 
 before(async () => {
   upstream = await startUpstream();
-  const routes = [{ path: '/api/open', upstream: `${upstream.url}/v1`, auth: 'none', methods: ['GET', 'HEAD', 'POST'] }];
+  const routes = [
+    { path: '/api/open', upstream: `${upstream.url}/v1`, auth: 'none', methods: ['GET', 'HEAD', 'POST'] },
+    { path: '/api/files', upstream: `${upstream.url}/files`, auth: 'none', timeoutMs: 1_000 },
+  ];
   stack = await startProductionStack({ npmStart: true, env: { BFF_ROUTES: JSON.stringify(routes) } });
 });
 after(async () => {
@@ -180,5 +184,22 @@ describe('streams', () => {
     const answer = await rawRequest(stack.url, { method: 'POST', path: '/api/open/upload', headers: [...API, ['Content-Type', 'application/octet-stream']], body });
     assert.equal(answer.status, 200, answer.body.toString());
     assert.equal(JSON.parse(answer.body.toString()).size, body.length);
+  });
+
+  test('backpressure: a browser that stops reading has its answer cancelled and the upstream freed; one that reads gets it all', async () => {
+    upstream.reset();
+    // 64 MiB: far more than the socket buffers between the API and the reader hold.
+    const stalled = await holdAnswer(stack.url, '/api/files/stream?kb=65536', { 'x-csrf': '1' }, { read: false });
+    try {
+      assert.equal(stalled.status, 200);
+      const record = await upstream.waitFor((r) => r.url.startsWith('/files/stream') && r.closedAt !== undefined, 15_000);
+      assert.equal(record.aborted, true, 'the front door gave up the upstream answer');
+    } finally {
+      stalled.close();
+    }
+    const reader = await holdAnswer(stack.url, '/api/files/stream?kb=4096', { 'x-csrf': '1' });
+    const deadline = Date.now() + 15_000;
+    while (!reader.ended && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(reader.received, 4096 * 1024);
   });
 });
