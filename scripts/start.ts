@@ -13,8 +13,6 @@ import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig, type Config } from '../lib/config/load.ts';
 import { log } from '../lib/log.ts';
-import { probeProvider } from '../lib/oidc/provider.ts';
-import { attachFrontDoor } from '../server/front-door.ts';
 
 /**
  * Node's limits for the browser side (Node's defaults: 16 KiB of headers, 60 s for the
@@ -54,6 +52,9 @@ try {
 // As `next start` does; before Next is loaded, which reads it.
 (process.env as Record<string, string>).NODE_ENV ??= 'production';
 const { default: next } = await import('next');
+// The front door and its handlers after NODE_ENV too, as Next's copy of them sees it.
+const { attachFrontDoor } = await import('../server/front-door.ts');
+const { probeProvider } = await import('../lib/oidc/provider.ts');
 
 const { port } = config;
 const server = createServer(SERVER_LIMITS);
