@@ -58,17 +58,24 @@ export async function sendResponse(response: Response, req: IncomingMessage, res
   }
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers['set-cookie'] = cookies;
-  res.writeHead(response.status, headers);
   const body = response.body;
   if (!body || req.method === 'HEAD' || NO_BODY.has(response.status)) {
     // Cancelling releases whatever the body holds (a pooled upstream connection).
     if (body) await body.cancel().catch(() => undefined);
-    res.end();
+    res.writeHead(response.status, headers).end();
     return;
   }
+  let headed = false;
+  const head = () => {
+    headed = true;
+    res.writeHead(response.status, headers);
+  };
   // An event stream's headers go now: the first event may be minutes away, and the
   // browser's EventSource reports "open" only once they arrive.
-  if ((headers['content-type'] as string | undefined)?.startsWith('text/event-stream')) res.flushHeaders();
+  if ((headers['content-type'] as string | undefined)?.startsWith('text/event-stream')) {
+    head();
+    res.flushHeaders();
+  }
   const reader = body.getReader();
   let gone = false;
   const onClose = () => {
@@ -78,19 +85,43 @@ export async function sendResponse(response: Response, req: IncomingMessage, res
   };
   res.once('close', onClose);
   try {
+    let next = reader.read();
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done || gone) break;
+      const { done, value } = await next;
+      if (gone) return;
+      if (done) {
+        if (!headed) head();
+        res.end();
+        return;
+      }
+      next = reader.read();
+      // Read one ahead, for one turn of the event loop at most: when that was the last
+      // chunk (most API answers are one), the headers and the whole body leave in one
+      // write, framed by Content-Length instead of chunks. A stream's next chunk is not
+      // there yet, and this one goes out at once (server-sent events arrive as sent).
+      const ahead = await Promise.race([next, nextTurn()]);
+      if (gone) return;
+      if (ahead !== NOT_YET && ahead.done && !headed) {
+        headers['content-length'] ??= String(value.byteLength);
+        head();
+        res.end(value);
+        return;
+      }
+      if (!headed) head();
       if (!res.write(value)) await drained(res);
     }
-    if (!gone) res.end();
   } catch {
-    // The body failed after the headers went out (the API dropped, an idle timeout): the
-    // only honest signal left is a cut connection, never a truncated answer that looks whole.
+    // The body failed (the API dropped, an idle timeout): the only honest signal left is
+    // a cut connection, never a truncated answer that looks whole.
     res.destroy();
   } finally {
     res.off('close', onClose);
   }
+}
+
+const NOT_YET = Symbol('not yet');
+function nextTurn(): Promise<typeof NOT_YET> {
+  return new Promise((resolve) => setImmediate(resolve, NOT_YET));
 }
 
 function drained(res: ServerResponse): Promise<void> {
