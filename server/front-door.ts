@@ -132,7 +132,10 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
    * method unknown to Node's parser (TRACK) gets the contract's 405 instead of a 400.
    */
   function onClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-    if (error.code === 'ECONNRESET' || !socket.writable) {
+    // As Node's own handler does: no answer on a dead socket, nor over an answer already
+    // under way on it (a pipelined request failing to parse while the previous one streams).
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
       socket.destroy();
       return;
     }
