@@ -67,6 +67,8 @@ await Promise.race([probeProvider(config).catch(() => undefined), new Promise((r
 attachFrontDoor(server, {
   origin: config.appOrigin,
   next: { request: app.getRequestHandler(), upgrade: app.getUpgradeHandler() },
+  // A production build has no upgrade of its own (hot reload is the dev server's).
+  nextUpgrades: false,
 });
 server.listen(port, () => log.info('server_listening', { port }));
 

@@ -23,6 +23,12 @@ export interface FrontDoorOptions {
   /** APP_BASE_URL's origin: the origin of every Request built here (never the Host header's). */
   origin: string;
   next: NextHandlers;
+  /**
+   * Whether Next.js serves upgrades of its own on `/_next/*` (the dev server's hot reload).
+   * A production build has none, and its upgrade handler leaves such a socket hanging
+   * (seen here), so `npm start` passes false and those get the 404 too.
+   */
+  nextUpgrades: boolean;
 }
 
 /** The header that tells an answer came through the front door, not Next's route runtime (tests, operators). */
@@ -61,7 +67,7 @@ function isRouteMethod(method: string): method is RouteMethod {
   return (ROUTE_METHODS as readonly string[]).includes(method);
 }
 
-export function createFrontDoor({ origin, next }: FrontDoorOptions) {
+export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions) {
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const target = req.url ?? '/';
     const mark = target.indexOf('?');
@@ -113,12 +119,13 @@ export function createFrontDoor({ origin, next }: FrontDoorOptions) {
 
   /**
    * Every upgrade request, in one place. `/_next/*` is Next's own (the dev server's
-   * `/_next/hmr`); anything else gets a real HTTP answer, never a hanging socket.
+   * `/_next/hmr`, when `nextUpgrades`); anything else gets a real HTTP answer, never a
+   * hanging socket.
    * WebSocket proxying on `/api/*` (lib/proxy/websocket.ts `handleUpgrade`) is wired here.
    */
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const pathname = (req.url ?? '/').split('?', 1)[0] as string;
-    if (pathname.startsWith('/_next/')) {
+    if (nextUpgrades && pathname.startsWith('/_next/')) {
       void next.upgrade(req, socket, head).catch(() => socket.destroy());
       return;
     }

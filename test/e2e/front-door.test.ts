@@ -140,6 +140,22 @@ describe('the broker endpoints are the front door\'s, pages are Next\'s', () => 
     assert.match(text, /\{"error":"not_found"\}$/);
     assert.equal(upstream.records.filter((r) => r.headers.upgrade).length, 0);
   });
+  test('an upgrade on /_next/ gets a real 404 too in a production build (no hot reload to serve), and the server lives on', async () => {
+    const socket = connect(stack.port, '127.0.0.1');
+    socket.write(
+      `GET /_next/webpack-hmr HTTP/1.1\r\nHost: localhost:${stack.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+    );
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // Next.js's production upgrade handler would leave this socket hanging.
+    socket.setTimeout(2_000, () => socket.destroy(new Error('the upgrade was left hanging')));
+    await new Promise<void>((resolve, reject) => {
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    assert.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 404 /);
+    assert.equal((await fetch(`${stack.url}/healthz`)).status, 200);
+  });
 });
 
 describe('streams', () => {
