@@ -4,7 +4,8 @@
  *
  *   floor 1   the demo API called directly with a valid token (got at the provider)
  *   floor 2   a bare Next.js route that forwards to the same API with fetch (bench/floor-app)
- *   broker    GET /api/... through the real proxy (`next start` of the production build),
+ *   floor 3   a bare node:http server forwarding with undici's pool (bench/floor3.ts)
+ *   broker    GET /api/... through the real proxy (`npm start`: the front door, server/),
  *             with one shared session, then with many distinct sessions
  *
  * Then: a refresh storm against a rotating provider, the broker's memory after 50k and
@@ -13,6 +14,7 @@
  *
  *   npm run bench                      the full run (minutes); writes bench/results/
  *   npm run bench -- --no-build        reuse existing .next builds
+ *   npm run bench -- --throughput-only the throughput phases only (no storm, memory, unseal)
  *   npm run bench -- --smoke           a few-second version that proves it all works;
  *                                      exits non-zero when something errors (not on a
  *                                      missed target) and writes nothing into bench/results
@@ -47,13 +49,15 @@ import { measureUnsealCache, measureUnsealCost, type CacheFigures, type UnsealCo
 
 const args = new Set(process.argv.slice(2));
 for (const arg of args) {
-  if (!['--smoke', '--no-build', '--cpu-prof'].includes(arg)) {
-    process.stderr.write(`unknown option ${arg}; use --smoke, --no-build, --cpu-prof\n`);
+  if (!['--smoke', '--no-build', '--cpu-prof', '--throughput-only'].includes(arg)) {
+    process.stderr.write(`unknown option ${arg}; use --smoke, --no-build, --cpu-prof, --throughput-only\n`);
     process.exit(2);
   }
 }
 const SMOKE = args.has('--smoke');
 const NO_BUILD = args.has('--no-build');
+/** Only the throughput phases: the figures the front door is about, in a few minutes. */
+const THROUGHPUT_ONLY = args.has('--throughput-only');
 /** Profiles the broker of the throughput runs (node --cpu-prof) and prints its hot spots. */
 const CPU_PROF_DIR = args.has('--cpu-prof') ? mkdtempSync(join(os.tmpdir(), 'cloakroom-bench-prof-')) : undefined;
 
@@ -81,6 +85,8 @@ interface Stack {
   floorToken: string;
   floorApp: Child;
   floorOrigin: string;
+  floor3: Child;
+  floor3Origin: string;
   brokerPort: number;
   brokerOrigin: string;
   brokerEnv: Record<string, string>;
@@ -123,9 +129,10 @@ async function expectOk(url: string, headers: Record<string, string>, what: stri
   if (response.status !== 200) throw new Error(`${what} answered ${response.status}: ${body.slice(0, 300)}`);
 }
 
+/** The broker as production runs it: `npm start` (scripts/start.ts, the front door), one process. */
 function startBroker(stack: Pick<Stack, 'brokerPort' | 'brokerEnv'>, profileDir?: string): Child {
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  return startChild('broker', [...profile, NEXT_BIN, 'start', '--port', String(stack.brokerPort), '--hostname', '127.0.0.1'], { env: stack.brokerEnv });
+  return startChild('broker', [...profile, join(ROOT, 'scripts/start.ts')], { env: { ...stack.brokerEnv, PORT: String(stack.brokerPort) } });
 }
 
 async function startStack(): Promise<Stack> {
@@ -173,6 +180,11 @@ async function startStack(): Promise<Stack> {
   await waitForHttp(`${floorOrigin}/forward/items`, floorApp);
   await expectOk(`${floorOrigin}/forward/items`, {}, 'the floor app');
 
+  progress('starting floor 3 (bare node:http + undici pool, bench/floor3.ts)');
+  const floor3 = startChild('floor 3', [join(ROOT, 'bench/floor3.ts')], { env: { FLOOR_UPSTREAM: apiOrigin, FLOOR_TOKEN: floorToken } });
+  const floor3Origin = `http://127.0.0.1:${await reportedPort(floor3)}`;
+  await expectOk(`${floor3Origin}/forward/items`, {}, 'floor 3');
+
   const brokerEnv: Record<string, string> = {
     APP_BASE_URL: brokerOrigin,
     OIDC_ISSUER: idp.issuer,
@@ -187,11 +199,11 @@ async function startStack(): Promise<Stack> {
     RATE_LIMIT_AUTH: '0',
     RATE_LIMIT_API: '1000000000',
   };
-  progress('starting the broker (next start, production build)');
+  progress('starting the broker (npm start: the front door over the production build)');
   const broker = startBroker({ brokerPort, brokerEnv }, CPU_PROF_DIR);
   await waitForHttp(`${brokerOrigin}/healthz`, broker);
 
-  return { idp, api, apiOrigin, floorToken, floorApp, floorOrigin, brokerPort, brokerOrigin, brokerEnv, broker };
+  return { idp, api, apiOrigin, floorToken, floorApp, floorOrigin, floor3, floor3Origin, brokerPort, brokerOrigin, brokerEnv, broker };
 }
 
 async function signInSessions(stack: Stack, count: number): Promise<string[]> {
@@ -226,6 +238,11 @@ function contestants(stack: Stack, shared: CookiePool, distinct: CookiePool): Co
       id: 'floor2',
       label: 'floor 2: bare Next fetch',
       spec: (connections) => ({ origin: stack.floorOrigin, path: '/forward/items', headers: { ...BROWSER_API_HEADERS }, connections, serverPid: stack.floorApp.pid }),
+    },
+    {
+      id: 'floor3',
+      label: 'floor 3: bare node:http + undici',
+      spec: (connections) => ({ origin: stack.floor3Origin, path: '/forward/items', headers: { ...BROWSER_API_HEADERS }, connections, serverPid: stack.floor3.pid }),
     },
     {
       id: 'broker1',
@@ -333,6 +350,25 @@ function sessionSeal(cookieHeader: string): string {
   return part.slice('cloakroom='.length);
 }
 
+/** `--throughput-only`: the table and its targets, a JSON file in the temp directory (never results/). */
+function reportThroughputOnly(byConnections: Map<number, Summary[]>, profile: ReturnType<typeof hotSpots> | undefined): number {
+  const failures: string[] = [];
+  for (const summaries of byConnections.values()) {
+    for (const s of summaries) if (s.errors + s.timeouts + s.non2xx > 0) failures.push(`${s.label}, ${s.connections} connections: ${s.errors} errors, ${s.timeouts} timeouts, ${s.non2xx} non-2xx`);
+  }
+  const targets = throughputTargets(byConnections);
+  const outDir = join(os.tmpdir(), 'cloakroom-bench-throughput');
+  mkdirSync(outDir, { recursive: true });
+  const jsonPath = join(outDir, `${new Date().toISOString().slice(0, 10)}.json`);
+  writeFileSync(jsonPath, `${JSON.stringify({ smoke: SMOKE, plan: PLAN, machine: machine(), throughput: Object.fromEntries(byConnections), targets, failures, ...(profile ? { cpuProfile: profile } : {}) }, null, 2)}\n`);
+  if (profile) {
+    process.stdout.write(`\nCPU profile of the broker (${profile.seconds.toFixed(0)} s, ${profile.file}); self time, % of all samples:\n  by area: ${profile.byArea.map((a) => `${a.name} ${a.selfPercent.toFixed(1)} %`).join(' · ')}\n`);
+    for (const spot of profile.spots) process.stdout.write(`  ${spot.selfPercent.toFixed(1).padStart(5)} %  ${spot.name}  ${spot.where}\n`);
+  }
+  process.stdout.write(`\n${table(byConnections)}\nTargets (reported, not asserted):\n${formatTargets(targets)}\n\nWrote ${jsonPath}.\n${failures.length ? `\nFAILED:\n  ${failures.join('\n  ')}\n` : ''}`);
+  return failures.length > 0 ? 1 : 0;
+}
+
 async function main(): Promise<number> {
   progress(SMOKE ? 'smoke run: a few seconds per phase, figures are not meaningful' : `full run: ${PLAN.rounds} rounds × ${PLAN.connections.join(' and ')} connections × ${PLAN.seconds} s per contestant`);
   if (LOAD_AT_START > os.cpus().length / 2) {
@@ -349,6 +385,11 @@ async function main(): Promise<number> {
   await expectOk(`http://127.0.0.1:${stack.brokerPort}/api/bench/items`, { ...BROWSER_API_HEADERS, cookie: shared.header(0) }, 'the broker');
 
   const byConnections = await throughput(all);
+  if (THROUGHPUT_ONLY) {
+    // The profile is written when the broker exits.
+    await stopChild(stack.broker);
+    return reportThroughputOnly(byConnections, CPU_PROF_DIR ? hotSpots(CPU_PROF_DIR) : undefined);
+  }
   const memoryFigures = await memory(stack, distinct);
   const profile = CPU_PROF_DIR ? hotSpots(CPU_PROF_DIR) : undefined;
   await stopChild(stack.broker);
@@ -433,6 +474,8 @@ async function main(): Promise<number> {
             brokerOneSessionOverFloor1: get('broker1') / get('floor1'),
             brokerDistinctSessionsOverFloor2: get('brokerN') / get('floor2'),
             brokerDistinctSessionsOverFloor1: get('brokerN') / get('floor1'),
+            brokerOneSessionOverFloor3: get('broker1') / get('floor3'),
+            brokerDistinctSessionsOverFloor3: get('brokerN') / get('floor3'),
           },
         ];
       }),

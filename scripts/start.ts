@@ -3,13 +3,15 @@
  * only then serves the production build on PORT. A broker with a bad configuration
  * never starts half-working.
  *
- * It serves from this process (Next's documented custom-server API) rather than spawning
+ * The broker's endpoints are answered by its own front door (server/front-door.ts),
+ * straight from the node request; pages and assets by Next.js through its documented
+ * custom-server API. It serves from this process rather than spawning
  * `next start`, because `next start` creates its Node server with the defaults and offers
  * no way to set the limits below. The PID of `npm start`'s node is the server's.
  */
 import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadConfig } from '../lib/config/load.ts';
+import { ConfigError, loadConfig, type Config } from '../lib/config/load.ts';
 import { log } from '../lib/log.ts';
 
 /**
@@ -36,9 +38,9 @@ const SERVER_LIMITS = {
   connectionsCheckingInterval: 5_000,
 } as const;
 
-let port: number;
+let config: Config;
 try {
-  port = loadConfig(process.env).port;
+  config = loadConfig(process.env);
 } catch (error) {
   if (error instanceof ConfigError) {
     process.stderr.write(`Cloakroom cannot start. ${error.message}\n`);
@@ -50,12 +52,24 @@ try {
 // As `next start` does; before Next is loaded, which reads it.
 (process.env as Record<string, string>).NODE_ENV ??= 'production';
 const { default: next } = await import('next');
+// The front door and its handlers after NODE_ENV too, as Next's copy of them sees it.
+const { attachFrontDoor } = await import('../server/front-door.ts');
+const { probeProvider } = await import('../lib/oidc/provider.ts');
 
+const { port } = config;
 const server = createServer(SERVER_LIMITS);
 const app = next({ dev: false, dir: fileURLToPath(new URL('..', import.meta.url)), port, httpServer: server });
 await app.prepare();
-const handle = app.getRequestHandler();
-server.on('request', (request, response) => void handle(request, response));
+// instrumentation.ts probed the provider for Next's copy of lib/; this process's own copy
+// (the front door's) shares that state on globalThis, so this is normally instant. Never
+// refuses the start: the provider may simply not be up yet.
+await Promise.race([probeProvider(config).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+attachFrontDoor(server, {
+  origin: config.appOrigin,
+  next: { request: app.getRequestHandler(), upgrade: app.getUpgradeHandler() },
+  // A production build has no upgrade of its own (hot reload is the dev server's).
+  nextUpgrades: false,
+});
 server.listen(port, () => log.info('server_listening', { port }));
 
 /** How long answers in flight may take to finish once a stop is asked for (a stream may never end). */

@@ -1,8 +1,5 @@
-import { jsonResponse, methodNotAllowed } from '../../lib/http/responses.ts';
+import { routeHandlers } from '../../lib/http/endpoints.ts';
 
 export const dynamic = 'force-dynamic';
-export const GET = async () => jsonResponse({ status: 'ok' });
-// Without these, Next.js answers other methods with an empty 405 (no error body, no
-// Cache-Control, no Allow); the contract's 405 is `{"error": "method_not_allowed"}`.
-const notAllowed = async () => methodNotAllowed(['GET', 'HEAD']);
-export { notAllowed as POST, notAllowed as PUT, notAllowed as PATCH, notAllowed as DELETE, notAllowed as OPTIONS };
+// The handlers live in the one endpoint table, which the npm start front door reads too.
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = routeHandlers('/healthz');

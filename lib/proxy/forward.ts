@@ -1,6 +1,7 @@
 import { Readable, Transform } from 'node:stream';
-import { Agent, errors as undiciErrors, request as undiciRequest } from 'undici';
+import { Agent, errors as undiciErrors } from 'undici';
 import { BrokerError } from '../errors.ts';
+import type { UpstreamTarget } from './path.ts';
 import type { Route } from './route-table.ts';
 
 /**
@@ -59,7 +60,7 @@ class DeadlineExceeded extends Error {
 }
 
 export async function forward(
-  url: URL,
+  target: UpstreamTarget,
   method: string,
   headers: Headers,
   body: ReadableStream<Uint8Array> | null,
@@ -99,8 +100,11 @@ export async function forward(
   }
   const streaming = isStreaming(route, headers);
   try {
-    const answer = await undiciRequest(url, {
-      dispatcher: streaming ? streamingPool : ordinaryPool,
+    // The dispatcher's own `request` with `origin` and the raw `path`: undici's top-level
+    // `request(url)` would parse the URL again and re-encode the query.
+    const answer = await (streaming ? streamingPool : ordinaryPool).request({
+      origin: target.origin,
+      path: target.path,
       method: method as 'GET',
       headers: Object.fromEntries(headers),
       body: sent,
@@ -108,8 +112,7 @@ export async function forward(
       headersTimeout: route.timeoutMs,
       // Between two chunks from the API; a server-sent-events stream must send within this.
       bodyTimeout: route.timeoutMs,
-      maxRedirections: 0,
-    } as Parameters<typeof undiciRequest>[1]);
+    } as Parameters<typeof ordinaryPool.request>[0]);
     answered = true;
     clearTimeout(timer);
     if (answer.statusCode < 200 || answer.statusCode > 599) {

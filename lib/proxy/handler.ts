@@ -13,6 +13,7 @@ import { admitExchange } from './concurrency.ts';
 import { forward, type UpstreamAnswer } from './forward.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
+import { rawPathAndQuery } from '../http/raw-target.ts';
 import { matchRoute, shadowsLongerRoute } from './route-table.ts';
 
 /** A session cookie an answer must write: refreshed tokens, or idle activity. */
@@ -84,7 +85,10 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
   try {
     checkCsrf(request, config);
 
-    const url = new URL(request.url);
+    // The request-target as the browser sent it when the host has it (the Node front
+    // door), so that the path rest and the query reach the API byte for byte; else the
+    // URL the framework rebuilt (README, "Front door").
+    const url = rawPathAndQuery(request) ?? new URL(request.url);
     const matched = matchRoute(config.routes, url.pathname);
     if (!matched) throw new BrokerError('not_found');
     const { route, remainder } = matched;
@@ -151,7 +155,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     try {
       // Admitted inside the try: a call refused here still carries the cookie of a refresh it made.
       const release = admitExchange(route, sessionId);
-      answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, { signal: request.signal, onSettled: release });
+      answer = await forward(target, request.method, upstreamHeaders, request.body, route, { signal: request.signal, onSettled: release });
     } finally {
       // Written once the API has answered (or failed), from the newest state known then:
       // other requests may have refreshed this session meanwhile, and an answer that

@@ -16,7 +16,9 @@
 import type { Route } from './route-table.ts';
 import { decodedForms, MAX_DECODE_PASSES } from '../security/percent-decoding.ts';
 
-export type UpstreamUrlResult = { ok: true; url: URL } | { ok: false; reason: string };
+/** `origin` and `path` (path and query, as composed) are what is sent: never the re-serialised `url`. */
+export type UpstreamTarget = { url: URL; origin: string; path: string };
+export type UpstreamUrlResult = ({ ok: true } & UpstreamTarget) | { ok: false; reason: string };
 
 /**
  * The raw remainder and search come from a parsed request URL, so they are printable
@@ -156,8 +158,12 @@ export function buildUpstreamUrl(route: Route, remainder: string, search: string
   const underBase =
     basePath === '' || url.pathname === basePath || url.pathname.startsWith(`${basePath}/`);
   if (!underBase) return { ok: false, reason: 'the upstream URL left the base path' };
-  if (url.href !== composed) {
+  // The path must parse back to itself (no dot segment removed, nothing re-encoded). The
+  // query is not compared: the WHATWG parser re-encodes `'`, `"`, `<`, `>` there, which
+  // changes nothing about where the request goes, and the query is sent as composed
+  // (byte for byte, CONTRACT.md), never as the parser re-serialised it.
+  if (url.origin + url.pathname !== origin + path) {
     return { ok: false, reason: 'the upstream URL would be sent re-encoded or normalised' };
   }
-  return { ok: true, url };
+  return { ok: true, url, origin, path: path + search };
 }

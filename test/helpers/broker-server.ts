@@ -1,42 +1,22 @@
 /**
  * The broker's real route code (lib/, exactly what app/ wires up) served over plain
  * node:http, so integration tests speak HTTP to it — and the provider can reach its
- * back-channel endpoint — without a Next.js build. The routing table mirrors app/.
+ * back-channel endpoint — without a Next.js build. Routing is lib/http/endpoints.ts, the
+ * table both real hosts read; the Request is built from the parsed URL, as Next.js's
+ * route runtime builds it (the front door's raw-target forwarding is tested end to end).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
-import { endpoint } from '../../lib/http/handler.ts';
-import { jsonResponse, methodNotAllowed } from '../../lib/http/responses.ts';
-import { handleBackchannelLogout } from '../../lib/oidc/backchannel.ts';
-import { handleCallback } from '../../lib/oidc/callback.ts';
-import { handleLogin } from '../../lib/oidc/login.ts';
-import { handleLogout } from '../../lib/oidc/logout.ts';
-import { handleProxy } from '../../lib/proxy/handler.ts';
-import { handleSession } from '../../lib/session/endpoint.ts';
+import { findEndpoint, ROUTE_METHODS, type Route, type RouteMethod } from '../../lib/http/endpoints.ts';
+import { jsonResponse } from '../../lib/http/responses.ts';
 import { forwardedForWithPeer } from '../../lib/ops/client-address.ts';
-import { opsMethodNotAllowed } from '../../lib/ops/ops-auth.ts';
-import { handleOpsRevoke, handleOpsSessions } from '../../lib/ops/ops-sessions.ts';
-import { handleListSessions, handleRevokeSessions } from '../../lib/session/sessions-endpoint.ts';
 
-type Route = (request: Request) => Promise<Response>;
-const ROUTES: Record<string, Partial<Record<string, Route>>> = {
-  '/auth/login': { GET: endpoint(handleLogin) },
-  '/auth/callback': { GET: endpoint(handleCallback) },
-  '/auth/session': { GET: endpoint(handleSession) },
-  '/auth/logout': { POST: endpoint(handleLogout), GET: async () => methodNotAllowed(['POST']) },
-  '/auth/backchannel-logout': { POST: endpoint(handleBackchannelLogout), GET: async () => methodNotAllowed(['POST']) },
-  '/auth/sessions': { GET: endpoint(handleListSessions), POST: async () => methodNotAllowed(['GET', 'HEAD']) },
-  '/auth/sessions/revoke': { POST: endpoint(handleRevokeSessions), GET: async () => methodNotAllowed(['POST']) },
-  '/ops/revoke': { POST: endpoint(handleOpsRevoke, { checkHost: false }), GET: endpoint(opsMethodNotAllowed(['POST']), { checkHost: false }) },
-  '/ops/sessions': { GET: endpoint(handleOpsSessions, { checkHost: false }), POST: endpoint(opsMethodNotAllowed(['GET', 'HEAD']), { checkHost: false }) },
-  '/healthz': { GET: async () => jsonResponse({ status: 'ok' }) },
-};
-const proxy = endpoint(handleProxy);
-
+/** The one endpoint table both hosts read (lib/http/endpoints.ts): never a copy of it here. */
 function route(method: string, pathname: string): Route | undefined {
-  if (pathname.startsWith('/api/')) return proxy;
-  return ROUTES[pathname]?.[method];
+  const found = findEndpoint(pathname);
+  if (!found) return undefined;
+  return (ROUTE_METHODS as readonly string[]).includes(method) ? found.handlers[method as RouteMethod] : found.other;
 }
 
 function toRequest(req: IncomingMessage, origin: string, signal: AbortSignal): Request {
@@ -100,9 +80,7 @@ export async function listenBroker(): Promise<BrokerServer> {
       res.writeHead(405, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"error":"method_not_allowed"}');
       return;
     }
-    const answer = handler && request
-      ? handler(request)
-      : Promise.resolve(pathname.startsWith('/auth/') && ROUTES[pathname] ? methodNotAllowed(Object.keys(ROUTES[pathname] ?? {})) : jsonResponse({ error: 'not_found' }, 404));
+    const answer = handler && request ? handler(request) : Promise.resolve(jsonResponse({ error: 'not_found' }, 404));
     answer
       .then((response) => send(response, res))
       .catch(() => {

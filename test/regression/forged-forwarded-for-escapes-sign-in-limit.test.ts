@@ -25,9 +25,11 @@ async function login(stack: ProductionStack, forwardedFor?: string): Promise<Res
   return response;
 }
 
-describe('next start, TRUSTED_PROXY_HOPS=0', () => {
+// Both hosts: `next start` (the peer hook) and `npm start`, whose front door holds the
+// socket and appends the peer itself — once, though the hook runs in that process too.
+for (const npmStart of [false, true]) describe(`${npmStart ? 'npm start (front door)' : 'next start'}, TRUSTED_PROXY_HOPS=0`, () => {
   test('a forged X-Forwarded-For does not change the address used: the auth limit holds', async () => {
-    const stack = await startProductionStack({ env: { RATE_LIMIT_AUTH: '3', TRUSTED_PROXY_HOPS: '0' } });
+    const stack = await startProductionStack({ npmStart, env: { RATE_LIMIT_AUTH: '3', TRUSTED_PROXY_HOPS: '0' } });
     stacks.push(stack);
     const parBefore = stack.idp.stats.parRequests;
     assert.equal((await login(stack)).status, 302, 'no header');
@@ -47,9 +49,9 @@ describe('next start, TRUSTED_PROXY_HOPS=0', () => {
   });
 });
 
-describe('next start, TRUSTED_PROXY_HOPS=1', () => {
+for (const npmStart of [false, true]) describe(`${npmStart ? 'npm start (front door)' : 'next start'}, TRUSTED_PROXY_HOPS=1`, () => {
   test('the trusted proxy\'s entry is the client; an entry forged left of it is ignored', async () => {
-    const stack = await startProductionStack({ env: { RATE_LIMIT_AUTH: '2', TRUSTED_PROXY_HOPS: '1' } });
+    const stack = await startProductionStack({ npmStart, env: { RATE_LIMIT_AUTH: '2', TRUSTED_PROXY_HOPS: '1' } });
     stacks.push(stack);
     // What a proxy in front sends: the client's header, then the client's address.
     assert.equal((await login(stack, '198.51.100.1')).status, 302);

@@ -1,13 +1,5 @@
-import { endpoint } from '../../../lib/http/handler.ts';
-import { handleProxy } from '../../../lib/proxy/handler.ts';
+import { routeHandlers } from '../../../lib/http/endpoints.ts';
 
+// The handlers come from the one table of endpoints, which the Node front door reads too.
 export const dynamic = 'force-dynamic';
-
-const proxy = endpoint(handleProxy);
-export const GET = proxy;
-export const HEAD = proxy;
-export const POST = proxy;
-export const PUT = proxy;
-export const PATCH = proxy;
-export const DELETE = proxy;
-export const OPTIONS = proxy;
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = routeHandlers('/api');

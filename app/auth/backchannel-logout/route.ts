@@ -1,8 +1,5 @@
-import { endpoint } from '../../../lib/http/handler.ts';
-import { methodNotAllowed } from '../../../lib/http/responses.ts';
-import { handleBackchannelLogout } from '../../../lib/oidc/backchannel.ts';
+import { routeHandlers } from '../../../lib/http/endpoints.ts';
 
+// The handlers come from the one table of endpoints, which the Node front door reads too.
 export const dynamic = 'force-dynamic';
-export const POST = endpoint(handleBackchannelLogout);
-const notAllowed = async () => methodNotAllowed(['POST']);
-export { notAllowed as GET, notAllowed as PUT, notAllowed as PATCH, notAllowed as DELETE, notAllowed as OPTIONS };
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = routeHandlers('/auth/backchannel-logout');

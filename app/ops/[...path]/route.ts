@@ -1,9 +1,5 @@
-import { BrokerError } from '../../../lib/errors.ts';
-import { endpoint } from '../../../lib/http/handler.ts';
+import { routeHandlers } from '../../../lib/http/endpoints.ts';
 
 export const dynamic = 'force-dynamic';
-// Any other /ops/ path: the contract's JSON 404, not Next's HTML page (named endpoints win over this catch-all).
-const notFound = endpoint(async () => {
-  throw new BrokerError('not_found');
-}, { checkHost: false });
-export { notFound as GET, notFound as HEAD, notFound as POST, notFound as PUT, notFound as PATCH, notFound as DELETE, notFound as OPTIONS };
+// The handlers live in the one endpoint table, which the npm start front door reads too.
+export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = routeHandlers('/ops');
