@@ -14,6 +14,7 @@ import { handleBackchannelLogout } from '../oidc/backchannel.ts';
 import { handleCallback } from '../oidc/callback.ts';
 import { handleLogin } from '../oidc/login.ts';
 import { handleLogout } from '../oidc/logout.ts';
+import { handleOpsMetrics } from '../ops/metrics-endpoint.ts';
 import { opsMethodNotAllowed } from '../ops/ops-auth.ts';
 import { handleOpsRevoke, handleOpsSessions } from '../ops/ops-sessions.ts';
 import { handleReadiness } from '../ops/readiness.ts';
@@ -85,6 +86,8 @@ export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   // The ops gate answers 404 before 405 when OPS_TOKEN is unset or wrong (lib/ops/ops-auth.ts).
   '/ops/revoke': methods({ POST: handleOpsRevoke }, { checkHost: false, notAllowed: opsMethodNotAllowed }),
   '/ops/sessions': methods({ GET: handleOpsSessions }, { checkHost: false, notAllowed: opsMethodNotAllowed }),
+  // Prometheus scrapes each instance by address.
+  '/ops/metrics': methods({ GET: handleOpsMetrics }, { checkHost: false, notAllowed: opsMethodNotAllowed }),
 };
 
 /** Path prefixes (the path itself and everything under it at a segment boundary), after the exact paths. */
