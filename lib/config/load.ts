@@ -34,7 +34,8 @@ export interface Config {
     idleTimeout: number;
     absoluteTimeout: number;
   };
-  tokens: { refreshSkew: number; refreshGrace: number };
+  /** TOKEN_REFRESH_SKEW, REFRESH_GRACE_PERIOD and REFRESH_LOCK_LEASE, in seconds. */
+  tokens: { refreshSkew: number; refreshGrace: number; lockLease: number };
   /** SESSION_COOKIE_MAX_BYTES: the whole session cookie family's budget in the Cookie header. */
   cookieMaxBytes: number;
   /** SESSION_ANOMALY_POLICY: `end` ends a session that shows two holders or a sudden change. */
@@ -294,7 +295,7 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
       idleTimeout: v.SESSION_IDLE_TIMEOUT,
       absoluteTimeout: v.SESSION_ABSOLUTE_TIMEOUT,
     },
-    tokens: { refreshSkew: v.TOKEN_REFRESH_SKEW, refreshGrace: v.REFRESH_GRACE_PERIOD },
+    tokens: { refreshSkew: v.TOKEN_REFRESH_SKEW, refreshGrace: v.REFRESH_GRACE_PERIOD, lockLease: v.REFRESH_LOCK_LEASE },
     cookieMaxBytes: v.SESSION_COOKIE_MAX_BYTES,
     anomalyPolicy: v.SESSION_ANOMALY_POLICY,
     clock: { tolerance: v.OIDC_CLOCK_TOLERANCE, logoutTokenMaxAge: v.OIDC_LOGOUT_TOKEN_MAX_AGE },

@@ -67,6 +67,15 @@ export const envSchema = z.object({
   /** Default: 60. An access token is refreshed this many seconds before it expires. */
   TOKEN_REFRESH_SKEW: seconds('TOKEN_REFRESH_SKEW').default(60),
   /**
+   * Default: 5, at most 60. The lease of the per-session refresh lock in the store,
+   * renewed every third of it while a refresh runs: how long a crashed holder blocks the
+   * session's refreshes. For tests (proving renewal under a provider slower than two
+   * leases within its 10 s timeout); production has no reason to change it.
+   */
+  REFRESH_LOCK_LEASE: seconds('REFRESH_LOCK_LEASE')
+    .refine((n) => n <= 60, 'REFRESH_LOCK_LEASE must be at most 60 seconds: a crashed holder would block refreshes that long')
+    .default(5),
+  /**
    * Default: 30, at most 120. How long the outcome of a refresh is kept for requests that
    * still carry the consumed refresh token (parallel requests, a cookie in flight). Capped
    * because for that long any stale copy of the cookie, a stolen one included, adopts the

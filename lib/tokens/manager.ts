@@ -35,11 +35,11 @@ export interface TokenGrant {
   changed: boolean;
 }
 
-/**
- * Short, and renewed every third of it while the refresh runs: a crashed holder blocks
- * the session's refreshes for at most this long, a slow provider never lets it expire.
+/*
+ * The lease (config.tokens.lockLease, REFRESH_LOCK_LEASE, default 5 s) is short, and
+ * renewed every third of it while the refresh runs: a crashed holder blocks the session's
+ * refreshes for at most this long, a slow provider never lets it expire.
  */
-const LOCK_LEASE_SECONDS = 5;
 /** How often a waiter on another instance looks for the holder's outcome. */
 const LOCK_POLL_MS = 25;
 /** A waiter gives up (503) after this long: discovery plus a token call, each 10 s at most. */
@@ -201,14 +201,14 @@ function refreshOnce(session: Session, resource: string, seen: LoadedRecord, con
 async function refreshUnderLock(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
   const lockKeys = storeKeys(config, 'refresh-lock', session.id);
   const deadline = Date.now() + LOCK_WAIT_MS;
-  let lease = await tryLease(store, lockKeys, LOCK_LEASE_SECONDS);
+  let lease = await tryLease(store, lockKeys, config.tokens.lockLease);
   while (!lease) {
     // Another instance is refreshing this session: its outcome is what we need.
     const latest = await readRecord(session, config, store);
     if (latest.sealed !== seen.sealed) return { loaded: latest };
     if (Date.now() > deadline) throw new BrokerError('idp_unavailable', { publicMessage: 'a token refresh is still running' });
     await new Promise((resolve) => setTimeout(resolve, LOCK_POLL_MS));
-    lease = await tryLease(store, lockKeys, LOCK_LEASE_SECONDS);
+    lease = await tryLease(store, lockKeys, config.tokens.lockLease);
   }
   try {
     // Between our read and the lease another instance may have finished (Duende's

@@ -63,7 +63,7 @@ describe('loadConfig: a minimal valid environment', () => {
     assert.equal(config.session.sameSite, 'strict');
     assert.equal(config.session.idleTimeout, 86_400);
     assert.equal(config.session.absoluteTimeout, 604_800);
-    assert.deepEqual(config.tokens, { refreshSkew: 60, refreshGrace: 30 });
+    assert.deepEqual(config.tokens, { refreshSkew: 60, refreshGrace: 30, lockLease: 5 });
   });
 
   it('requests OIDC_SCOPES plus the demo routes\' scopes, and their resources', () => {
@@ -395,6 +395,12 @@ describe('loadConfig: documented bounds', () => {
   it('REFRESH_GRACE_PERIOD may be at most 120 seconds', () => {
     assert.equal(load({ REFRESH_GRACE_PERIOD: '120' }).tokens.refreshGrace, 120);
     assert.match(problemNaming(problemsOf({ ...MINIMAL, REFRESH_GRACE_PERIOD: '600' }), 'REFRESH_GRACE_PERIOD'), /between 1 and 120 seconds/);
+  });
+
+  it('REFRESH_LOCK_LEASE may be 1 to 60 seconds', () => {
+    assert.equal(load({ REFRESH_LOCK_LEASE: '2' }).tokens.lockLease, 2);
+    assert.match(problemNaming(problemsOf({ ...MINIMAL, REFRESH_LOCK_LEASE: '61' }), 'REFRESH_LOCK_LEASE'), /at most 60 seconds/);
+    assert.match(problemNaming(problemsOf({ ...MINIMAL, REFRESH_LOCK_LEASE: '0' }), 'REFRESH_LOCK_LEASE'), /between 1 and/);
   });
 
   it('LOG_LEVEL takes the four levels', () => {
