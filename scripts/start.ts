@@ -11,6 +11,8 @@ import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../lib/config/load.ts';
 import { log } from '../lib/log.ts';
+import { handleUpgrade, refuseUpgrade } from '../lib/proxy/websocket.ts';
+import { BrokerError } from '../lib/errors.ts';
 
 /**
  * Node's limits for the browser side (Node's defaults: 16 KiB of headers, 60 s for the
@@ -55,7 +57,19 @@ const server = createServer(SERVER_LIMITS);
 const app = next({ dev: false, dir: fileURLToPath(new URL('..', import.meta.url)), port, httpServer: server });
 await app.prepare();
 const handle = app.getRequestHandler();
+// Next's request handler would add its own 'upgrade' listener to this server on the first
+// request (next/dist/server/next.js setupWebSocketHandler), which ends every socket it
+// does not own — ours included. The one listener below decides instead.
+Object.assign(app, { didWebSocketSetup: true });
+const nextUpgrade = app.getUpgradeHandler();
 server.on('request', (request, response) => void handle(request, response));
+server.on('upgrade', (request, socket, head) => {
+  const path = (request.url ?? '').split('?')[0];
+  if (path === '/api' || path.startsWith('/api/')) void handleUpgrade(request, socket, head);
+  // Next's own sockets (hot reload under a dev server); nothing else upgrades.
+  else if (path.startsWith('/_next/')) void nextUpgrade(request, socket, head);
+  else void refuseUpgrade(socket, new BrokerError('not_found'));
+});
 server.listen(port, () => log.info('server_listening', { port }));
 
 /** How long answers in flight may take to finish once a stop is asked for (a stream may never end). */

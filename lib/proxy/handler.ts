@@ -10,7 +10,8 @@ import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
 import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
 import type { Session } from '../session/session.ts';
 import { admitExchange } from './concurrency.ts';
-import { forward, type UpstreamAnswer } from './forward.ts';
+import { forward, isStreaming, type UpstreamAnswer } from './forward.ts';
+import { StreamLifetime } from './stream-lifetime.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
 import { matchRoute, shadowsLongerRoute } from './route-table.ts';
@@ -77,6 +78,7 @@ async function cookiesOrNone(pending: PendingWrite, config: Config, store: KeyVa
  *   6. admit    — within the route's and the session's concurrency caps
  *   7. forward  — headers allow-listed towards the API, cleaned towards the browser,
  *                 private answers kept private, bodies streamed, redirects passed back
+ *   8. lifetime — a body still flowing is ended when its session ends (stream-lifetime.ts)
  * Nothing reaches the API unless every step passed.
  */
 export async function handleProxy(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
@@ -108,6 +110,8 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
 
     let accessToken: string | undefined;
     let sessionId: string | undefined;
+    /** The session whose end must end this answer's body, if it is still flowing then. */
+    let watchedSession: Session | undefined;
     /** A session cookie this answer must write: refreshed tokens or idle activity. */
     let pending: PendingWrite | undefined;
     if (route.auth === 'none') await limitApiCall(request, config, undefined);
@@ -132,6 +136,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
         }
         accessToken = grant.token.value;
         sessionId = loaded.session.id;
+        watchedSession = grant.session;
         if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded, resource: route.resource ?? '' };
       }
     }
@@ -148,10 +153,19 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
     let answer: UpstreamAnswer | undefined;
+    const lifetime = new StreamLifetime(watchedSession, config, store, isStreaming(route, request.headers));
     try {
       // Admitted inside the try: a call refused here still carries the cookie of a refresh it made.
       const release = admitExchange(route, sessionId);
-      answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, { signal: request.signal, onSettled: release });
+      answer = await forward(target.url, request.method, upstreamHeaders, request.body, route, {
+        signal: request.signal,
+        onSettled: () => {
+          release();
+          lifetime.settled();
+        },
+        endSignal: lifetime.signal,
+      });
+      if (answer.body) lifetime.answered();
     } finally {
       // Written once the API has answered (or failed), from the newest state known then:
       // other requests may have refreshed this session meanwhile, and an answer that
