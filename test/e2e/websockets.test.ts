@@ -147,7 +147,7 @@ test('an expired access token is refreshed before the upstream handshake', async
   socket.ws.close();
 });
 
-test('logout closes the socket (4401) and the SSE stream within a second; a reconnect is refused with 401', async () => {
+test('logout closes the socket (4401) and the SSE stream within a second; a reconnect is refused with 401', { timeout: 20_000 }, async () => {
   const browser = await signedIn();
   const cookie = browser.cookieHeader();
   const socket = opened(await open('/api/live/ws', sameOrigin(browser)));
@@ -164,7 +164,7 @@ test('logout closes the socket (4401) and the SSE stream within a second; a reco
   assert.equal(again.status, 401);
 });
 
-test('back-channel logout closes the socket (4401) and the SSE stream within a second', async () => {
+test('back-channel logout closes the socket (4401) and the SSE stream within a second', { timeout: 20_000 }, async () => {
   const browser = await signedIn();
   const socket = opened(await open('/api/live/ws', sameOrigin(browser)));
   const events = await openEvents(browser);
