@@ -17,7 +17,7 @@ import { buildUpstreamUrl } from './path.ts';
 import { matchRoute, shadowsLongerRoute } from './route-table.ts';
 
 /** A session cookie an answer must write: refreshed tokens, or idle activity. */
-interface PendingWrite {
+export interface PendingWrite {
   /** The session as this request leaves it (refreshed, or as loaded). */
   session: Session;
   loaded: LoadedSession;
@@ -56,7 +56,7 @@ async function cookiesToWrite({ session, loaded, resource }: PendingWrite, confi
  * its cookie; a refresh this request made is adopted by the next one through the
  * successor record, as for an answer that was lost.
  */
-async function cookiesOrNone(pending: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
+export async function cookiesOrNone(pending: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
   try {
     return await cookiesToWrite(pending, config, store);
   } catch (error) {

@@ -9,11 +9,12 @@ import { log } from '../log.ts';
 import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkHost } from '../security/host.ts';
 import { watchSession } from '../session/lifetime-watch.ts';
-import { clearSession, loadSession, writeSessionWithinBudget } from '../session/manager.ts';
+import { clearSession, loadSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import { getStore, type KeyValueStore } from '../stores/index.ts';
 import { accessTokenFor } from '../tokens/manager.ts';
 import { admitExchange } from './concurrency.ts';
+import { cookiesOrNone } from './handler.ts';
 import { buildUpstreamUrl } from './path.ts';
 import { matchRoute, shadowsLongerRoute, type Route } from './route-table.ts';
 
@@ -37,8 +38,37 @@ const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Above this many bytes queued towards one side, the other side is paused (backpressure). */
 const HIGH_WATER_BYTES = 1024 * 1024;
 
+/**
+ * The subprotocol the upstream chose, per browser request: the browser is told exactly
+ * that one (RFC 6455 §4.2.2), or none when the upstream chose none — never simply the
+ * first it offered, which would make the two ends speak different protocols.
+ */
+const chosenProtocol = new WeakMap<IncomingMessage, string>();
+
 // No permessage-deflate: compression of secrets next to attacker-chosen text leaks them (CRIME/BREACH).
-const browserSide = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_MESSAGE_BYTES, autoPong: false, clientTracking: false });
+const browserSide = new WebSocketServer({
+  noServer: true,
+  perMessageDeflate: false,
+  maxPayload: MAX_MESSAGE_BYTES,
+  autoPong: false,
+  clientTracking: false,
+  handleProtocols: (_offered, request) => chosenProtocol.get(request) || false,
+});
+
+/**
+ * The browser's handshake is checked before anything is opened upstream (RFC 6455
+ * §4.2.1): `ws` would refuse a bad key or version itself, with its own answer and after
+ * the upstream socket and a concurrency slot were already taken.
+ */
+function checkHandshake(request: IncomingMessage): void {
+  const key = request.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || !/^[+/0-9A-Za-z]{22}==$/.test(key)) {
+    throw new BrokerError('invalid_request', { publicMessage: 'a valid Sec-WebSocket-Key is required' });
+  }
+  if (request.headers['sec-websocket-version'] !== '13') {
+    throw new BrokerError('invalid_request', { publicMessage: 'only WebSocket version 13 is supported', headers: [['sec-websocket-version', '13']] });
+  }
+}
 
 /**
  * A real HTTP answer to a refused upgrade, never a silent or hanging socket: the
@@ -93,6 +123,7 @@ async function admit(request: IncomingMessage, config: Config, store: KeyValueSt
   if (request.method !== 'GET' || (request.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
     throw new BrokerError('invalid_request', { publicMessage: 'only WebSocket upgrades are accepted' });
   }
+  checkHandshake(request);
   // The raw target, byte for byte: the path checks read the still-encoded path.
   const raw = request.url ?? '/';
   const queryAt = raw.indexOf('?');
@@ -131,9 +162,13 @@ async function admit(request: IncomingMessage, config: Config, store: KeyValueSt
       }
       accessToken = grant.token.value;
       session = grant.session;
-      // A refresh rotated the refresh token: the 101 answer carries the new cookie
-      // (RFC 6455 §4.1: the handshake answer may set cookies).
-      if (grant.changed) setCookies.push(...(await writeSessionWithinBudget(grant.session, loaded.present, config, route.resource ?? '')));
+      // A refresh rotated the refresh token, or idle activity is due: the 101 answer
+      // carries the cookie (RFC 6455 §4.1: the handshake answer may set cookies), computed
+      // as the proxy does from the newest state, so that a request that loses a race
+      // never writes back a spent refresh token.
+      if (grant.changed || loaded.needsWrite) {
+        setCookies.push(...(await cookiesOrNone({ session: grant.session, loaded, resource: route.resource ?? '' }, config, store)));
+      }
     }
   }
   const release = admitExchange(route, session?.id);
@@ -172,9 +207,13 @@ function connectUpstream(admitted: Admitted, protocols: string[], abandon: Abort
       upstream.terminate();
       fail(new BrokerError('upstream_unavailable', { publicMessage: 'the API refused the WebSocket' }));
     });
-    upstream.once('error', (error) => fail(new BrokerError('upstream_unavailable', { cause: error })));
+    // `on`, not `once`: a second error before the relay takes over must not go uncaught.
+    upstream.on('error', (error) => fail(new BrokerError('upstream_unavailable', { cause: error })));
     upstream.once('open', () => {
       clearTimeout(timer);
+      // Paused until the relay listens: an API that speaks first (a greeting in the same
+      // packet as its 101) would otherwise have that message emitted to no listener and lost.
+      upstream.pause();
       resolve(upstream);
     });
   });
@@ -208,6 +247,7 @@ function relay(browser: WebSocket, upstream: WebSocket, onClosed: () => void): v
   };
   pipe(browser, upstream);
   pipe(upstream, browser);
+  upstream.resume();
   let closed = 0;
   const count = () => {
     if (++closed === 2) onClosed();
@@ -246,8 +286,11 @@ export async function handleUpgrade(request: IncomingMessage, socket: Duplex, he
       for (const cookie of cookies) headers.push(`Set-Cookie: ${cookie}`);
       headers.push('Cache-Control: no-store');
     };
+    if (upstream.protocol) chosenProtocol.set(request, upstream.protocol);
+    let upgraded = false;
     browserSide.once('headers', onHeaders);
     browserSide.handleUpgrade(request, socket, head, (browser) => {
+      upgraded = true;
       let stopWatching = () => {};
       relay(browser, upstream, () => {
         stopWatching();
@@ -266,6 +309,12 @@ export async function handleUpgrade(request: IncomingMessage, socket: Duplex, he
       }
     });
     browserSide.off('headers', onHeaders);
+    if (!upgraded) {
+      // `ws` completes an upgrade synchronously, or refuses it (the browser's socket went
+      // away meanwhile): then nothing may stay open upstream, nor hold a slot.
+      upstream.terminate();
+      release();
+    }
   } catch (error) {
     socket.off('close', onGone);
     admitted?.release();

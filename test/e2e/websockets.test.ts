@@ -4,6 +4,7 @@
  * server, a real oidc-provider and the demo API's real WebSocket echo.
  */
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { CLIENT_ID, startProductionStack, type ProductionStack } from '../helpers/production-stack.ts';
@@ -116,6 +117,54 @@ test('a route without "websocket": true, and a path outside /api, refuse upgrade
   assert.equal((JSON.parse(route.body) as { error: string }).error, 'not_found');
   const page = refused(await open('/somewhere', sameOrigin(browser)));
   assert.equal(page.status, 404);
+});
+
+/** A hand-written upgrade request (what `ws` as a client would never send), answered in full. */
+function rawUpgrade(path: string, headers: Record<string, string>): Promise<{ head: string; body: string }> {
+  const { port } = new URL(stack.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const at = text.indexOf('\r\n\r\n');
+      resolve({ head: text.slice(0, at), body: text.slice(at + 4) });
+    });
+    const lines = [`GET ${path} HTTP/1.1`, `host: ${new URL(stack.url).host}`, 'connection: Upgrade', 'upgrade: websocket'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+  });
+}
+
+test('a malformed handshake (bad Sec-WebSocket-Key, wrong version) gets the contract\'s 400, checked before anything opens upstream', async () => {
+  const browser = await signedIn();
+  for (const [name, headers] of [
+    ['no key', { 'sec-websocket-version': '13' }],
+    ['a short key', { 'sec-websocket-key': 'c2hvcnQ=', 'sec-websocket-version': '13' }],
+    ['version 8', { 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '8' }],
+  ] as const) {
+    const answer = await rawUpgrade('/api/live/ws', { ...headers, origin: stack.url, cookie: browser.cookieHeader() });
+    assert.match(answer.head, /^HTTP\/1\.1 400 /, name);
+    assert.match(answer.head, /cache-control: no-store/i, name);
+    assert.deepEqual(JSON.parse(answer.body).error, 'invalid_request', name);
+  }
+});
+
+test('the browser is told the subprotocol the API chose, and none when it was offered none', async () => {
+  const browser = await signedIn();
+  const withProtocols = await new Promise<WebSocket>((resolve, reject) => {
+    const ws = new WebSocket(`${wsOrigin}/api/live/ws`, ['chat.v2', 'chat.v1'], { headers: sameOrigin(browser), perMessageDeflate: false });
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
+  assert.equal(withProtocols.protocol, 'chat.v2', 'the demo API picks the first it supports');
+  withProtocols.terminate();
+  const socket = opened(await open('/api/live/ws', sameOrigin(browser)));
+  assert.equal(socket.ws.protocol, '');
+  assert.equal(socket.hello.protocol, '');
+  socket.ws.terminate();
 });
 
 test('an echo round trip, text and binary; the API gets the bearer token and never the cookie', async () => {
