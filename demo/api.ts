@@ -6,7 +6,9 @@
  */
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createRemoteJWKSet, errors, jwtVerify } from 'jose';
+import { WebSocketServer } from 'ws';
 import { listen } from './listen.ts';
 
 export interface DemoApiOptions {
@@ -56,8 +58,8 @@ async function discoverJwksUri(issuer: string): Promise<string> {
   return metadata.jwks_uri;
 }
 
-/** Streams three events 300 ms apart, to show that the broker passes streams through. */
-function streamEvents(req: IncomingMessage, res: ServerResponse): void {
+/** Streams three events 300 ms apart (or, with `?forever`, one every 200 ms until the caller goes), to show that the broker passes streams through. */
+function streamEvents(req: IncomingMessage, res: ServerResponse, forever = false): void {
   res.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-store',
@@ -67,12 +69,12 @@ function streamEvents(req: IncomingMessage, res: ServerResponse): void {
   const send = () => {
     n += 1;
     res.write(`data: ${JSON.stringify({ n, at: Date.now() })}\n\n`);
-    if (n === 3) {
+    if (n === 3 && !forever) {
       clearInterval(timer);
       res.end();
     }
   };
-  const timer = setInterval(send, 300);
+  const timer = setInterval(send, forever ? 200 : 300);
   send();
   req.on('close', () => clearInterval(timer));
 }
@@ -138,7 +140,7 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
     }
 
     if (req.method === 'GET' && url.pathname.endsWith('/events')) {
-      streamEvents(req, res);
+      streamEvents(req, res, url.searchParams.has('forever'));
       return;
     }
 
@@ -164,6 +166,28 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
       else res.destroy();
     });
   });
+  // A WebSocket echo (any path), for the demo and the tests: the first message says who
+  // called with which token claims and whether a cookie reached it; then every message
+  // comes back as it was sent (text or binary), pings are answered, close codes echoed.
+  const echo = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  const refuse = (socket: Duplex, status: number) => socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Service Unavailable'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    stats.requests += 1;
+    const match = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/.exec(req.headers.authorization ?? '');
+    if (!match) return void refuse(socket, 401);
+    keySet()
+      .then((keys) => jwtVerify(match[1], keys, { issuer: options.issuer, audience: options.audience, algorithms: ALGORITHMS, typ: 'at+jwt' }))
+      .then(
+        ({ payload }) => {
+          echo.handleUpgrade(req, socket, head, (ws) => {
+            ws.send(JSON.stringify({ hello: { api: name, path: req.url, subject: payload.sub, expiresAt: payload.exp, cookie: req.headers.cookie ?? null, protocol: ws.protocol } }));
+            ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+          });
+        },
+        (error: unknown) => refuse(socket, error instanceof errors.JOSEError && !(error instanceof errors.JWKSTimeout) ? 401 : 503),
+      );
+  });
   const port = await listen(server, options.port, host);
 
   return {
@@ -172,6 +196,7 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
     stats,
     close() {
       return new Promise<void>((resolve, reject) => {
+        for (const client of echo.clients) client.terminate();
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeAllConnections();
       });

@@ -64,6 +64,10 @@ await app.prepare();
 // (the front door's) shares that state on globalThis, so this is normally instant. Never
 // refuses the start: the provider may simply not be up yet.
 await Promise.race([probeProvider(config).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+// Next's request handler would add its own 'upgrade' listener to this server on the first
+// page request (next/dist/server/next.js setupWebSocketHandler), which ends every socket it
+// does not own — the API's WebSockets included. The front door's one listener decides.
+Object.assign(app, { didWebSocketSetup: true });
 attachFrontDoor(server, {
   origin: config.appOrigin,
   next: { request: app.getRequestHandler(), upgrade: app.getUpgradeHandler() },

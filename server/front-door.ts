@@ -10,6 +10,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { findEndpoint, ROUTE_METHODS, type RouteMethod } from '../lib/http/endpoints.ts';
 import { log } from '../lib/log.ts';
+import { handleUpgrade } from '../lib/proxy/websocket.ts';
 import { sendResponse, toRequest } from './adapter.ts';
 
 export interface NextHandlers {
@@ -121,10 +122,14 @@ export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions
    * Every upgrade request, in one place. `/_next/*` is Next's own (the dev server's
    * `/_next/hmr`, when `nextUpgrades`); anything else gets a real HTTP answer, never a
    * hanging socket.
-   * WebSocket proxying on `/api/*` (lib/proxy/websocket.ts `handleUpgrade`) is wired here.
+   * `/api/*` is the WebSocket proxy (lib/proxy/websocket.ts: routes with `"websocket": true`).
    */
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const pathname = (req.url ?? '/').split('?', 1)[0] as string;
+    if (pathname === '/api' || pathname.startsWith('/api/')) {
+      void handleUpgrade(req, socket, head).catch(() => socket.destroy());
+      return;
+    }
     if (nextUpgrades && pathname.startsWith('/_next/')) {
       void next.upgrade(req, socket, head).catch(() => socket.destroy());
       return;

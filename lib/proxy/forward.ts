@@ -41,6 +41,12 @@ export interface ForwardOptions {
   signal: AbortSignal;
   /** Called once when the exchange is over: failed, answered without a body, or its body ended, failed or was cancelled. */
   onSettled?: () => void;
+  /**
+   * Aborted once the answer is flowing: its body is ended cleanly (the browser sees a
+   * complete answer, not a reset) and the upstream request is abandoned, which frees its
+   * connection. What closes a stream when its session ends (lib/session/lifetime-watch.ts).
+   */
+  endSignal?: AbortSignal;
 }
 
 /** Statuses whose answers have no body (RFC 9110 §6.4.1). */
@@ -128,7 +134,7 @@ export async function forward(
     return {
       status: answer.statusCode,
       headers: answer.headers,
-      body: empty ? null : pulledFrom(answer.body, route.timeoutMs, settle),
+      body: empty ? null : pulledFrom(answer.body, route.timeoutMs, settle, options.endSignal),
     };
   } catch (error) {
     answered = true;
@@ -167,27 +173,48 @@ function once(callback: (() => void) | undefined): () => void {
  * which frees the upstream connection. undici's own body timeout cannot do this: it
  * does not run while backpressure pauses the socket.
  */
-function pulledFrom(body: Readable, idleMs: number, settle: () => void): ReadableStream<Uint8Array> {
+function pulledFrom(body: Readable, idleMs: number, settle: () => void, endSignal?: AbortSignal): ReadableStream<Uint8Array> {
   const chunks = body[Symbol.asyncIterator]();
   let cancelled = false;
   let idle: NodeJS.Timeout | undefined;
   const stop = async () => {
+    if (cancelled) return;
     cancelled = true;
     clearTimeout(idle);
+    endSignal?.removeEventListener('abort', endCleanly);
     try {
       await chunks.return?.();
     } finally {
       settle();
     }
   };
+  let endCleanly = () => {};
+  /** The body is over on its own: nothing is left for the end signal to end. */
+  const finished = () => {
+    cancelled = true;
+    endSignal?.removeEventListener('abort', endCleanly);
+  };
   return new ReadableStream<Uint8Array>(
     {
+      start(controller) {
+        if (!endSignal) return;
+        endCleanly = () => {
+          if (cancelled) return;
+          // Closed before the upstream is abandoned: a pull still waiting on it then
+          // finds `cancelled` set and enqueues nothing.
+          controller.close();
+          void stop();
+        };
+        if (endSignal.aborted) endCleanly();
+        else endSignal.addEventListener('abort', endCleanly, { once: true });
+      },
       async pull(controller) {
         clearTimeout(idle);
         try {
           const { done, value } = await chunks.next();
           if (cancelled) return;
           if (done) {
+            finished();
             controller.close();
             settle();
             return;
@@ -200,6 +227,7 @@ function pulledFrom(body: Readable, idleMs: number, settle: () => void): Readabl
           }, idleMs);
         } catch (error) {
           if (!cancelled) {
+            finished();
             controller.error(error);
             settle();
           }

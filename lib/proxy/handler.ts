@@ -10,14 +10,15 @@ import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
 import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
 import type { Session } from '../session/session.ts';
 import { admitExchange } from './concurrency.ts';
-import { forward, type UpstreamAnswer } from './forward.ts';
+import { forward, isStreaming, type UpstreamAnswer } from './forward.ts';
+import { StreamLifetime } from './stream-lifetime.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
 import { rawPathAndQuery } from '../http/raw-target.ts';
 import { matchRoute, shadowsLongerRoute } from './route-table.ts';
 
 /** A session cookie an answer must write: refreshed tokens, or idle activity. */
-interface PendingWrite {
+export interface PendingWrite {
   /** The session as this request leaves it (refreshed, or as loaded). */
   session: Session;
   loaded: LoadedSession;
@@ -56,7 +57,7 @@ async function cookiesToWrite({ session, loaded, resource }: PendingWrite, confi
  * its cookie; a refresh this request made is adopted by the next one through the
  * successor record, as for an answer that was lost.
  */
-async function cookiesOrNone(pending: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
+export async function cookiesOrNone(pending: PendingWrite, config: Config, store: KeyValueStore): Promise<string[]> {
   try {
     return await cookiesToWrite(pending, config, store);
   } catch (error) {
@@ -78,6 +79,7 @@ async function cookiesOrNone(pending: PendingWrite, config: Config, store: KeyVa
  *   6. admit    — within the route's and the session's concurrency caps
  *   7. forward  — headers allow-listed towards the API, cleaned towards the browser,
  *                 private answers kept private, bodies streamed, redirects passed back
+ *   8. lifetime — a body still flowing is ended when its session ends (stream-lifetime.ts)
  * Nothing reaches the API unless every step passed.
  */
 export async function handleProxy(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
@@ -112,6 +114,8 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
 
     let accessToken: string | undefined;
     let sessionId: string | undefined;
+    /** The session whose end must end this answer's body, if it is still flowing then. */
+    let watchedSession: Session | undefined;
     /** A session cookie this answer must write: refreshed tokens or idle activity. */
     let pending: PendingWrite | undefined;
     if (route.auth === 'none') await limitApiCall(request, config, undefined);
@@ -136,6 +140,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
         }
         accessToken = grant.token.value;
         sessionId = loaded.session.id;
+        watchedSession = grant.session;
         if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded, resource: route.resource ?? '' };
       }
     }
@@ -152,10 +157,19 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 
     let answer: UpstreamAnswer | undefined;
+    const lifetime = new StreamLifetime(watchedSession, config, store, isStreaming(route, request.headers));
     try {
       // Admitted inside the try: a call refused here still carries the cookie of a refresh it made.
       const release = admitExchange(route, sessionId);
-      answer = await forward(target, request.method, upstreamHeaders, request.body, route, { signal: request.signal, onSettled: release });
+      answer = await forward(target, request.method, upstreamHeaders, request.body, route, {
+        signal: request.signal,
+        onSettled: () => {
+          release();
+          lifetime.settled();
+        },
+        endSignal: lifetime.signal,
+      });
+      if (answer.body) lifetime.answered();
     } finally {
       // Written once the API has answered (or failed), from the newest state known then:
       // other requests may have refreshed this session meanwhile, and an answer that

@@ -38,6 +38,13 @@ export type Route = Readonly<{
   maxConcurrent: number;
   /** Upstream exchanges in flight on this route at once for one session; beyond: 429 `rate_limited`. */
   maxConcurrentPerSession: number;
+  /**
+   * Default false. True: WebSocket upgrades are accepted on this route (lib/proxy/
+   * websocket.ts), with the same Origin and session rules as its API calls and the
+   * access token on the upstream handshake. An open socket counts as one exchange
+   * towards `maxConcurrent`/`maxConcurrentPerSession` for as long as it is open.
+   */
+  websocket: boolean;
 }>;
 
 /** What the route table's validation needs from the rest of the configuration. */
@@ -83,7 +90,7 @@ const MAX_CONCURRENT_LIMIT = 100_000;
 
 const FIELDS = [
   'path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs',
-  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession',
+  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession', 'websocket',
 ] as const;
 
 /** RFC 9110 §5.1 field-name: a token. */
@@ -303,6 +310,7 @@ const routeSchema = z.strictObject(
     streaming: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
     maxConcurrent: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT),
     maxConcurrentPerSession: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT_PER_SESSION),
+    websocket: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
   },
   {
     error: (issue) =>
@@ -355,7 +363,7 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
     if (!result.success) {
       for (const issue of result.error.issues) problems.push(`${fieldName(index, issue.path)}: ${issue.message}`);
     } else {
-      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession } = result.data;
+      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket } = result.data;
       const cleartext = cleartextTokenProblem(path, upstream, auth, options);
       if (cleartext) problems.push(`route[${index}].upstream: ${cleartext}`);
       routes.push(
@@ -372,6 +380,7 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
           streaming,
           maxConcurrent,
           maxConcurrentPerSession: Math.min(maxConcurrentPerSession, maxConcurrent),
+          websocket,
         }),
       );
     }

@@ -66,11 +66,31 @@ function revocationKeys(config: Config, session: Session): RevocationKeys {
   return keys;
 }
 
-export async function isSessionEnded(store: KeyValueStore, config: Config, session: Session): Promise<boolean> {
-  const keys = revocationKeys(config, session);
-  const values = await store.getMany(keys.all);
+/** Whether the values read for `keys.all` say this session is over. */
+function endedBy(keys: RevocationKeys, values: ReadonlyArray<string | undefined>, session: Session): boolean {
   const endedCount = keys.ended.length;
   return values.some((value, i) => value !== undefined && (i < endedCount || session.createdAt <= Number(value)));
+}
+
+export async function isSessionEnded(store: KeyValueStore, config: Config, session: Session): Promise<boolean> {
+  const keys = revocationKeys(config, session);
+  return endedBy(keys, await store.getMany(keys.all), session);
+}
+
+/**
+ * `isSessionEnded` for many sessions in one round trip (the stream watch,
+ * `lifetime-watch.ts`, checks every watched session of the process together). The same
+ * keys and the same rule, so every kind of revocation applies to streams too.
+ */
+export async function sessionsEnded(store: KeyValueStore, config: Config, sessions: readonly Session[]): Promise<boolean[]> {
+  const groups = sessions.map((session) => revocationKeys(config, session));
+  const values = await store.getMany(groups.flatMap((keys) => keys.all));
+  let offset = 0;
+  return groups.map((keys, i) => {
+    const slice = values.slice(offset, offset + keys.all.length);
+    offset += keys.all.length;
+    return endedBy(keys, slice, sessions[i] as Session);
+  });
 }
 
 async function setUnderEveryKey(store: KeyValueStore, keys: string[], value: string, ttlSeconds: number): Promise<void> {

@@ -64,6 +64,8 @@ export interface ProductionStackOptions {
   idp?: Partial<DevIdpOptions>;
   /** Start the broker with `npm start` (scripts/start.ts, its Node limits) instead of a bare `next start`. */
   npmStart?: boolean;
+  /** Adds `/api/live`: the demo API again, with `"websocket": true` (its WebSocket echo). */
+  liveRoute?: boolean;
 }
 
 export { freePort };
@@ -172,6 +174,9 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       { path: '/api/demo', upstream: demoApi.url, auth: 'required', methods: ['GET', 'POST'], resource: demoAudience, scopes: ['demo:read'] },
       { path: '/api/reports', upstream: reportsApi.url, auth: 'required', methods: ['GET'], resource: reportsAudience, scopes: ['reports:read'] },
     ];
+    if (options.liveRoute) {
+      routes.push({ path: '/api/live', upstream: demoApi.url, auth: 'required', methods: ['GET'], resource: demoAudience, scopes: ['demo:read'], websocket: true } as (typeof routes)[number]);
+    }
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of BROKER_ENV_KEYS) delete env[key];
     Object.assign(env, {
