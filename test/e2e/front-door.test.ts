@@ -123,10 +123,10 @@ describe('the broker endpoints are the front door\'s, pages are Next\'s', () => 
     assert.ok((await file.arrayBuffer()).byteLength > 0);
   });
 
-  test('an upgrade outside /_next/ gets a real 404 answer and the socket ends', async () => {
+  test('an upgrade on a route without "websocket": true gets a real 404 answer and the socket ends, never reaching the API', async () => {
     const socket = connect(stack.port, '127.0.0.1');
     socket.write(
-      `GET /api/open/echo HTTP/1.1\r\nHost: localhost:${stack.port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
+      `GET /api/open/echo HTTP/1.1\r\nHost: localhost:${stack.port}\r\nOrigin: ${stack.url}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`,
     );
     const chunks: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
