@@ -92,6 +92,7 @@ interface Commands {
   extendIfEqualsScript(key: string, expected: string, ms: string): Promise<number>;
   deleteIfEqualsScript(key: string, expected: string): Promise<number>;
   connect(): Promise<unknown>;
+  readonly isOpen: boolean;
   close(): Promise<void>;
   destroy(): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
@@ -208,7 +209,10 @@ export class RedisStore implements KeyValueStore {
   private ensureConnected(): void {
     if (this.connected || this.connecting || this.closed) return;
     const commands = this.commands;
-    this.connecting = Promise.all([commands.connect(), this.cachedCommands.connect()]).then(
+    // Each connection opened only if it is not yet: after one of the two failed, a retry
+    // must not call connect() again on the one that succeeded (node-redis refuses that).
+    const open = (client: Commands) => (client.isOpen ? Promise.resolve() : client.connect());
+    this.connecting = Promise.all([open(commands), open(this.cachedCommands)]).then(
       () => {
         if (commands !== this.commands) return;
         this.connected = true;
