@@ -49,8 +49,8 @@ export async function redisPhases(options: {
     },
   ];
   const failures: string[] = [];
-  for (const r of store.rows) if (r.failed > 0) failures.push(`redis store run (${r.store}/${r.storage}, ${r.sessions} sessions, ${r.connections} conn): ${r.failed} failed requests`);
-  for (const r of store.revocationReads) if (r.failed > 0) failures.push(`revocation reads run (${r.storage}, ${r.sessions} sessions): ${r.failed} failed requests`);
+  for (const r of store.rows) if (r.failed > 0) failures.push(`redis store run (${r.store}/${r.storage}, ${r.sessions} sessions, ${r.connections} conn): ${r.failed} failed requests ${JSON.stringify(r.statusCodes)}`);
+  for (const r of store.revocationReads) if (r.failed > 0) failures.push(`revocation reads run (${r.storage}, ${r.sessions} sessions): ${r.failed} failed requests ${JSON.stringify(r.statusCodes)}`);
   if (storm.succeeded === 0) failures.push('two-instance storm: no request succeeded');
   return { figures: { ...store, ratios, twoInstanceStorm: storm }, targets, failures };
 }
@@ -65,7 +65,7 @@ export function redisReport(phases: RedisPhases): string[] {
       `redis store     ${r.storage} sessions, ${r.sessions} session(s), ${r.connections} conn: ${Math.round(r.requestsPerSecond)} req/s (memory ${Math.round(memory?.requestsPerSecond ?? 0)}), ÷ memory ${ratio?.toFixed(2) ?? '?'}, p99 ${r.p99Ms} ms (memory ${memory?.p99Ms ?? '?'})`,
     );
   }
-  for (const r of revocationReads) out.push(`revocation      ${r.storage} sessions, ${r.sessions} session(s): ${r.readsPerThousandCalls.toFixed(0)} Redis reads per 1,000 API calls (${r.redisReads} for ${r.apiCalls}; uncached it would be ≥ 1,000: one MGET per call)`);
+  for (const r of revocationReads) out.push(`revocation      ${r.storage} sessions, ${r.sessions} session(s): ${r.readsPerThousandCalls.toFixed(0)} Redis reads per 1,000 API calls (${r.redisReads} for ${r.apiCalls}; uncached: one MGET per call; a cold session costs one pipelined round trip of one GET per key)`);
   out.push(`storm × 2       ${storm.parallel} parallel requests over two brokers sharing Redis, expired ${storm.accessTokenTtlSeconds} s token: ${storm.refreshGrants} refresh grant(s), ${storm.succeeded}/${storm.parallel} succeeded ${JSON.stringify(storm.statusCodes)}, grants revoked ${storm.grantsRevoked}, follow-up ${storm.followUpOk ? 'ok' : 'FAILED'}`);
   return out;
 }

@@ -27,6 +27,7 @@ export interface StoreRow {
   requestsPerSecond: number;
   p99Ms: number;
   failed: number;
+  statusCodes: Record<string, number>;
 }
 
 export interface RevocationReads {
@@ -37,6 +38,7 @@ export interface RevocationReads {
   redisReads: number;
   readsPerThousandCalls: number;
   failed: number;
+  statusCodes: Record<string, number>;
 }
 
 export interface RedisStoreFigures {
@@ -101,7 +103,7 @@ export async function redisStoreThroughput(options: {
             for (const { sessions, pool } of pools) {
               const f: LoadFigures = await runLoad({ ...spec(pool, connections), duration: options.seconds });
               const failed = f.errors + f.timeouts + f.non2xx;
-              rows.push({ storage, store, sessions, connections, requestsPerSecond: f.requestsPerSecond, p99Ms: f.latencyMs.p99, failed });
+              rows.push({ storage, store, sessions, connections, requestsPerSecond: f.requestsPerSecond, p99Ms: f.latencyMs.p99, failed, statusCodes: f.statusCodes });
               progress(`  ${store}/${storage}, ${sessions} session(s), ${connections} conn: ${Math.round(f.requestsPerSecond)} req/s, p99 ${f.latencyMs.p99} ms${failed ? `, ${failed} FAILED` : ''}`);
             }
           }
@@ -111,7 +113,7 @@ export async function redisStoreThroughput(options: {
               const f = await runLoad({ ...spec(pool, 10), amount: 1_000 });
               const redisReads = readsOn(redis) - before;
               const failed = f.errors + f.timeouts + f.non2xx;
-              revocationReads.push({ storage, sessions, apiCalls: f.requests, redisReads, readsPerThousandCalls: (redisReads / Math.max(1, f.requests)) * 1_000, failed });
+              revocationReads.push({ storage, sessions, apiCalls: f.requests, redisReads, readsPerThousandCalls: (redisReads / Math.max(1, f.requests)) * 1_000, failed, statusCodes: f.statusCodes });
               progress(`  redis/${storage}, ${sessions} session(s): ${redisReads} Redis reads for ${f.requests} API calls`);
             }
           }
