@@ -45,6 +45,7 @@ import { BROWSER_API_HEADERS, inBatches, signInAtBroker, tokenAtProvider } from 
 import { hotSpots } from './lib/profile.ts';
 import { rotationMemory, type RotationMemoryFigures } from './lib/rotation-memory.ts';
 import { refreshStorm, type StormFigures } from './lib/storm.ts';
+import { redisPhases, redisReport } from './lib/redis-report.ts';
 import { measureUnsealCache, measureUnsealCost, type CacheFigures, type UnsealCost } from './lib/unseal.ts';
 
 const args = new Set(process.argv.slice(2));
@@ -423,12 +424,16 @@ async function main(): Promise<number> {
   progress(`rotation memory: ${PLAN.rotationSessions} sessions refreshing about every 2 s, two phases of ${PLAN.rotationPhaseSeconds} s (in-process)`);
   const rotation: RotationMemoryFigures = await rotationMemory({ sessions: PLAN.rotationSessions, phaseSeconds: PLAN.rotationPhaseSeconds });
 
+  // Redis: the store beside memory, the revocation cache's reads, the two-instance storm.
+  const redis = await redisPhases({ stack, plan: PLAN, users: USERS, signInParallel: SIGN_IN_PARALLEL });
+
   await shutdown();
   await stack.idp.close().catch(() => undefined);
 
   /* ---------------------------------------------------------------------------------- */
   const targets: Target[] = [
     ...throughputTargets(byConnections),
+    ...redis.targets,
     {
       name: `refresh storm: exactly one grant and ${storm.parallel} successes`,
       met: storm.refreshGrants === 1 && storm.succeeded === storm.parallel,
@@ -454,6 +459,7 @@ async function main(): Promise<number> {
   for (const c of cache) if (c.non200 > 0) failures.push(`unseal cache run (${c.pattern}): ${c.non200} failed requests`);
   if (storm.succeeded === 0) failures.push('refresh storm: no request succeeded');
   for (const p of rotation.phases) if (p.failed > 0) failures.push(`rotation memory: ${p.failed} failed requests`);
+  failures.push(...redis.failures);
 
   const date = new Date().toISOString().slice(0, 10);
   const info = machine();
@@ -483,6 +489,7 @@ async function main(): Promise<number> {
     refreshStorm: storm,
     memory: memoryFigures,
     rotationMemory: rotation,
+    redis: redis.figures,
     unseal: {
       cost: unsealCost,
       cache,
@@ -512,6 +519,7 @@ async function main(): Promise<number> {
   out.push(`memory          fresh broker ${(memoryFigures.atStartBytes / 1048576).toFixed(1)} MB; after ${memoryFigures.steps.map((s) => `${s.afterRequests.toLocaleString('en-US')}: ${(s.rssBytes / 1048576).toFixed(1)} MB`).join(', after ')}; growth ${memoryFigures.growthPercent.toFixed(1)} %`);
   out.push(`rotation memory ${rotation.sessions} sessions, ${rotation.accessTokenTtlSeconds} s tokens: ${rotation.phases.map((p, i) => `phase ${i + 1}: ${p.refreshGrants} refreshes, ${p.storeEntries} store entries (${p.entriesPerSession.toFixed(1)} per session), heap ${(p.heapBytes / 1048576).toFixed(1)} MB`).join('; ')}; ${rotation.entriesPerRefresh.toFixed(2)} entries per refresh`);
   out.push(`unseal cost     ${unsealCost.microsecondsPerUnseal.toFixed(0)} µs per iron-session unsealData (${unsealCost.sealBytes}-byte seal, ${unsealCost.calls} calls); the cache's key costs ${unsealCost.microsecondsPerCacheKey.toFixed(1)} µs`);
+  out.push(...redisReport(redis));
   for (const c of cache) out.push(`unseal cache    ${c.pattern}: ${c.requests} requests → ${c.unseals} unseals, ${c.cacheHits} hits (${(c.hitRatio * 100).toFixed(1)} % spared) — measured in-process with the broker's handler`);
   if (profile) {
     out.push('');

@@ -4,6 +4,7 @@ import { BrokerError } from '../errors.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
 import { addressBucket, clientAddress } from './client-address.ts';
 import { metrics } from './metrics.ts';
+import { rateLimitBackendFor } from './rate-limit-redis.ts';
 
 /**
  * Rate limits (CONTRACT.md: RATE_LIMIT_API, RATE_LIMIT_AUTH; `429 rate_limited` with
@@ -37,13 +38,16 @@ export interface RateLimitBackend {
    * stalled server (not a closed one) would otherwise hold every request.
    */
   timeoutMs?: number;
+  /** Settles when the first connection is up, or when waiting longer is pointless; never rejects. */
+  ready?: Promise<void>;
 }
 
 type Limiters = Partial<Record<RateLimitScope, RateLimiterAbstract>>;
 
 const WINDOW_SECONDS = 60;
 const REGISTRY_KEY = Symbol.for('cloakroom.rate-limits');
-type Anchored = typeof globalThis & { [REGISTRY_KEY]?: { backend: RateLimitBackend; byConfig: WeakMap<Config, Limiters> } };
+/** `backend` undefined: not chosen yet; the first limited request picks it from the configuration (REDIS_*). */
+type Anchored = typeof globalThis & { [REGISTRY_KEY]?: { backend?: RateLimitBackend; byConfig: WeakMap<Config, Limiters> } };
 
 /**
  * Anchored on `globalThis`: the login, callback and proxy routes are separate Next.js
@@ -51,13 +55,13 @@ type Anchored = typeof globalThis & { [REGISTRY_KEY]?: { backend: RateLimitBacke
  */
 function registry() {
   const anchored = globalThis as Anchored;
-  anchored[REGISTRY_KEY] ??= { backend: {}, byConfig: new WeakMap() };
+  anchored[REGISTRY_KEY] ??= { byConfig: new WeakMap() };
   return anchored[REGISTRY_KEY];
 }
 
 /**
- * Moves the counters to a shared store (call once at start, before traffic, e.g. where
- * the Redis store is created). Limiters built before are dropped.
+ * Chooses where the counters live, instead of the configuration's REDIS_* (tests; `{}`:
+ * this process's memory). Limiters built before are dropped.
  */
 export function setRateLimitBackend(backend: RateLimitBackend): void {
   const r = registry();
@@ -92,6 +96,9 @@ function limiterFor(config: Config, scope: RateLimitScope): RateLimiterAbstract 
     limiters = {};
     r.byConfig.set(config, limiters);
   }
+  // With REDIS_URL / REDIS_CLUSTER_NODES set, every instance counts in Redis (one budget
+  // across instances); a test may have chosen a backend already (`setRateLimitBackend`).
+  r.backend ??= rateLimitBackendFor(config.redis);
   return (limiters[scope] ??= createLimiter(scope, points, r.backend));
 }
 
@@ -132,6 +139,8 @@ function isVerdict(outcome: unknown): outcome is RateLimiterRes {
 }
 
 async function consume(limiter: RateLimiterAbstract, key: string, scope: RateLimitScope): Promise<void> {
+  const ready = registry().backend?.ready;
+  if (ready) await ready;
   try {
     await limiter.consume(key);
   } catch (outcome) {

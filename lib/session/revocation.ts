@@ -66,6 +66,16 @@ function revocationKeys(config: Config, session: Session): RevocationKeys {
   return keys;
 }
 
+/**
+ * The cached read: on Redis, repeated checks of the same session cost no round trip while
+ * no other instance writes one of its keys (the server pushes an invalidation when one
+ * does), and fail closed when the connection drops (cache flushed). Both the per-request
+ * check and the stream watch read through it.
+ */
+function readMarks(store: KeyValueStore, keys: readonly string[]): Promise<Array<string | undefined>> {
+  return store.getManyCached ? store.getManyCached(keys) : store.getMany(keys);
+}
+
 /** Whether the values read for `keys.all` say this session is over. */
 function endedBy(keys: RevocationKeys, values: ReadonlyArray<string | undefined>, session: Session): boolean {
   const endedCount = keys.ended.length;
@@ -74,7 +84,7 @@ function endedBy(keys: RevocationKeys, values: ReadonlyArray<string | undefined>
 
 export async function isSessionEnded(store: KeyValueStore, config: Config, session: Session): Promise<boolean> {
   const keys = revocationKeys(config, session);
-  return endedBy(keys, await store.getMany(keys.all), session);
+  return endedBy(keys, await readMarks(store, keys.all), session);
 }
 
 /**
@@ -84,7 +94,7 @@ export async function isSessionEnded(store: KeyValueStore, config: Config, sessi
  */
 export async function sessionsEnded(store: KeyValueStore, config: Config, sessions: readonly Session[]): Promise<boolean[]> {
   const groups = sessions.map((session) => revocationKeys(config, session));
-  const values = await store.getMany(groups.flatMap((keys) => keys.all));
+  const values = await readMarks(store, groups.flatMap((keys) => keys.all));
   let offset = 0;
   return groups.map((keys, i) => {
     const slice = values.slice(offset, offset + keys.all.length);

@@ -33,6 +33,18 @@ const RECONNECT_MAX_DELAY_MS = 500;
 const STALLED_CONNECTION_MS = 1_000;
 /** Commands waiting for replies of a stalled server are bounded: beyond this, refuse at once. */
 const MAX_PENDING_COMMANDS = 10_000;
+/**
+ * The revocation reads' client-side cache (RESP3 tracking: Redis pushes an invalidation
+ * when another client writes a key this connection has read). Invalidation is what makes
+ * another instance's logout visible at once; the TTL bounds what an instance that missed
+ * invalidations can answer from memory (a suspended serverless instance receives no
+ * pushes while frozen, and may answer from its cache before it reads the backlog): at
+ * most a second, the contract's "seen by all within a second". A hot session still costs
+ * one round trip per second instead of one per API call.
+ */
+const REVOCATION_CACHE_TTL_MS = 1_000;
+/** Bounded memory: about 150 bytes per entry, so ~3 MB at most. LRU: hot sessions stay. */
+const REVOCATION_CACHE_MAX_ENTRIES = 20_000;
 
 const ttlMs = (ttlSeconds: number) => Math.max(1, Math.ceil(ttlSeconds * 1000));
 
@@ -80,6 +92,7 @@ interface Commands {
   extendIfEqualsScript(key: string, expected: string, ms: string): Promise<number>;
   deleteIfEqualsScript(key: string, expected: string): Promise<number>;
   connect(): Promise<unknown>;
+  readonly isOpen: boolean;
   close(): Promise<void>;
   destroy(): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
@@ -92,6 +105,8 @@ export interface RedisStoreOptions {
   /** `host:port` seed nodes of a Redis Cluster, instead of `url`. */
   clusterNodes?: readonly string[];
   keyPrefix: string;
+  /** The revocation cache's TTL; default one second. Tests lengthen it to prove that invalidation, not expiry, does the work. */
+  revocationCacheTtlMs?: number;
 }
 
 function reconnectDelay(retries: number): number {
@@ -99,9 +114,22 @@ function reconnectDelay(retries: number): number {
   return Math.min(50 * 2 ** retries, RECONNECT_MAX_DELAY_MS) * (0.75 + Math.random() / 4);
 }
 
-function createCommands(options: RedisStoreOptions): { commands: Commands; cluster: boolean } {
+const revocationCache = (ttlMs = REVOCATION_CACHE_TTL_MS) => ({ ttl: ttlMs, maxEntries: REVOCATION_CACHE_MAX_ENTRIES, evictPolicy: 'LRU' as const, recordStats: false });
+
+/**
+ * `cached`: a connection with client-side caching, used by `getManyCached` only. node-redis
+ * caches every cacheable read of a caching connection; the locks, refresh records and
+ * compare-and-set reads must always see the server's current value, so they keep a
+ * connection of their own without a cache.
+ */
+function createCommands(options: RedisStoreOptions, cached = false): { commands: Commands; cluster: boolean } {
   const socket = { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: reconnectDelay };
-  const perConnection = { disableOfflineQueue: true, commandsQueueMaxLength: MAX_PENDING_COMMANDS };
+  const perConnection = {
+    disableOfflineQueue: true,
+    commandsQueueMaxLength: MAX_PENDING_COMMANDS,
+    // RESP3 is node-redis 6's default and what tracking's invalidation pushes need.
+    ...(cached ? { RESP: 3 as const } : {}),
+  };
   if (options.clusterNodes && options.clusterNodes.length > 0) {
     // The seeds serve topology discovery only; every connection to a discovered node is
     // made from `defaults`, so the fail-fast settings go there. Seeds are plain host:port:
@@ -111,6 +139,9 @@ function createCommands(options: RedisStoreOptions): { commands: Commands; clust
       defaults: { ...perConnection, socket },
       keyPrefix: options.keyPrefix,
       scripts,
+      // One cache shared by the cluster's node connections; a node's dropped connection
+      // flushes it (node-redis's BasicPooledClientSideCache), so a cluster fails closed too.
+      ...(cached ? { clientSideCache: revocationCache(options.revocationCacheTtlMs) } : {}),
     }) as unknown as Commands;
     return { commands, cluster: true };
   }
@@ -120,6 +151,7 @@ function createCommands(options: RedisStoreOptions): { commands: Commands; clust
     socket,
     keyPrefix: options.keyPrefix,
     scripts,
+    ...(cached ? { clientSideCache: revocationCache(options.revocationCacheTtlMs) } : {}),
   }) as unknown as Commands;
   return { commands, cluster: false };
 }
@@ -127,6 +159,8 @@ function createCommands(options: RedisStoreOptions): { commands: Commands; clust
 export class RedisStore implements KeyValueStore {
   private readonly options: RedisStoreOptions;
   private commands!: Commands;
+  /** The caching connection for the revocation reads (`getManyCached`). */
+  private cachedCommands!: Commands;
   private cluster = false;
   private connecting: Promise<void> | undefined;
   private connected = false;
@@ -145,6 +179,7 @@ export class RedisStore implements KeyValueStore {
   private createConnection(): void {
     const created = createCommands(this.options);
     this.commands = created.commands;
+    this.cachedCommands = createCommands(this.options, true).commands;
     this.cluster = created.cluster;
     this.connected = false;
     this.connecting = undefined;
@@ -161,6 +196,9 @@ export class RedisStore implements KeyValueStore {
       if (this.reportedDown) log.info('store_reconnected', {});
       this.reportedDown = false;
     });
+    // The caching connection reconnects on its own (its cache flushed by node-redis on the
+    // drop); its errors are the same outage the main connection reports.
+    this.cachedCommands.on('error', () => undefined);
   }
 
   /**
@@ -171,7 +209,10 @@ export class RedisStore implements KeyValueStore {
   private ensureConnected(): void {
     if (this.connected || this.connecting || this.closed) return;
     const commands = this.commands;
-    this.connecting = commands.connect().then(
+    // Each connection opened only if it is not yet: after one of the two failed, a retry
+    // must not call connect() again on the one that succeeded (node-redis refuses that).
+    const open = (client: Commands) => (client.isOpen ? Promise.resolve() : client.connect());
+    this.connecting = Promise.all([open(commands), open(this.cachedCommands)]).then(
       () => {
         if (commands !== this.commands) return;
         this.connected = true;
@@ -206,17 +247,20 @@ export class RedisStore implements KeyValueStore {
     if (now - this.lastAnswerAt < STALLED_CONNECTION_MS || now - this.lastReplacedAt < STALLED_CONNECTION_MS) return;
     this.lastReplacedAt = now;
     log.warn('store_connection_replaced', { silentMs: now - this.lastAnswerAt });
-    const stalled = this.commands;
+    const stalled = [this.commands, this.cachedCommands];
     this.createConnection();
     this.ensureConnected();
-    // Rejects whatever still waits on the silent socket; nothing listens any more.
-    Promise.resolve()
-      .then(() => stalled.destroy())
-      .catch(() => undefined);
+    // Rejects whatever still waits on the silent sockets; nothing listens any more. The
+    // cache goes with its connection: nothing is answered from what a silent one cached.
+    for (const old of stalled) {
+      Promise.resolve()
+        .then(() => old.destroy())
+        .catch(() => undefined);
+    }
   }
 
   /** Runs one operation under the deadline; every failure becomes a `StoreUnavailableError`. */
-  private async run<T>(operation: (commands: Commands) => Promise<T>): Promise<T> {
+  private async run<T>(operation: (commands: Commands) => Promise<T>, cached = false): Promise<T> {
     this.ensureConnected();
     let timer: NodeJS.Timeout | undefined;
     let missedDeadline = false;
@@ -233,10 +277,11 @@ export class RedisStore implements KeyValueStore {
       });
       // Before the first connection completes, node-redis refuses commands (the client
       // is not open yet): wait for it, still under the same deadline.
-      const commands = this.commands;
+      const commands = cached ? this.cachedCommands : this.commands;
       const pending = this.connected ? operation(commands) : (this.connecting ?? Promise.resolve()).then(() => operation(commands));
       const result = await Promise.race([pending, deadline]);
-      this.lastAnswerAt = Date.now();
+      // A cache hit proves nothing about the server: only real answers count against a stall.
+      if (!cached) this.lastAnswerAt = Date.now();
       return result;
     } catch (error) {
       metrics.storeErrors.inc();
@@ -261,6 +306,20 @@ export class RedisStore implements KeyValueStore {
   async getMany(keys: readonly string[]): Promise<Array<string | undefined>> {
     if (keys.length === 0) return [];
     const values = await this.run((c) => (this.cluster ? Promise.all(keys.map((key) => c.get(key))) : c.mGet([...keys])));
+    return values.map((value) => value ?? undefined);
+  }
+
+  /**
+   * `getMany` through the caching connection: the revocation check on every API call.
+   * A hit costs no round trip; another client's write to any of the keys invalidates
+   * the entry (Redis's push), and a dropped connection flushes the whole cache (fail
+   * closed: the next read goes to Redis, and rejects if Redis is gone). Plain GETs here
+   * rather than MGET: each key is cached on its own, so the global `revoked-before` key
+   * and a user's keys, shared by many sessions, are read once for all of them.
+   */
+  async getManyCached(keys: readonly string[]): Promise<Array<string | undefined>> {
+    if (keys.length === 0) return [];
+    const values = await this.run((c) => Promise.all(keys.map((key) => c.get(key))), true);
     return values.map((value) => value ?? undefined);
   }
 
@@ -294,18 +353,24 @@ export class RedisStore implements KeyValueStore {
   async close(): Promise<void> {
     this.closed = true;
     const commands = this.commands;
+    const cachedCommands = this.cachedCommands;
     const wasOpen = this.connected || this.connecting !== undefined;
     this.connected = false;
     this.connecting = undefined;
     if (!wasOpen) return;
     // close() waits for pending replies, which a stalled server never sends: bounded, then destroyed.
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([commands.close(), new Promise((resolve) => (timer = setTimeout(resolve, OPERATION_DEADLINE_MS)))]).catch(() => undefined);
+    await Promise.race([
+      Promise.all([commands.close(), cachedCommands.close()]),
+      new Promise((resolve) => (timer = setTimeout(resolve, OPERATION_DEADLINE_MS))),
+    ]).catch(() => undefined);
     clearTimeout(timer);
-    try {
-      commands.destroy();
-    } catch {
-      // already closed
+    for (const client of [commands, cachedCommands]) {
+      try {
+        client.destroy();
+      } catch {
+        // already closed
+      }
     }
   }
 }

@@ -13,6 +13,14 @@ export interface KeyValueStore {
   get(key: string): Promise<string | undefined>;
   /** Several keys in one round trip (the revocation check reads several per request). */
   getMany(keys: readonly string[]): Promise<Array<string | undefined>>;
+  /**
+   * `getMany` for the revocation check on every API call, which may answer from a local
+   * cache that the store keeps coherent: invalidated when any instance writes one of the
+   * keys, flushed when the store's connection drops (so an unreachable store still
+   * rejects, never answers a stale "not revoked"), and no entry older than a second
+   * (Redis: client-side caching, `redis.ts`). A store without it is read with `getMany`.
+   */
+  getManyCached?(keys: readonly string[]): Promise<Array<string | undefined>>;
   set(key: string, value: string, ttlSeconds: number): Promise<void>;
   /** Sets only when absent; true when this call set it (a lock: `SET NX PX`). */
   setIfAbsent(key: string, value: string, ttlSeconds: number): Promise<boolean>;
