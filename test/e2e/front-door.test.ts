@@ -137,7 +137,7 @@ describe('the broker endpoints are the front door\'s, pages are Next\'s', () => 
     });
     const text = Buffer.concat(chunks).toString();
     assert.match(text, /^HTTP\/1\.1 404 /, text);
-    assert.match(text, /\{"error":"not_found"\}$/);
+    assert.match(text, /\{"error":"not_found"(,"message":"[^"]*")?\}$/);
     assert.equal(upstream.records.filter((r) => r.headers.upgrade).length, 0);
   });
   test('an upgrade on /_next/ gets a real 404 too in a production build (no hot reload to serve), and the server lives on', async () => {
