@@ -46,6 +46,7 @@ import { hotSpots } from './lib/profile.ts';
 import { rotationMemory, type RotationMemoryFigures } from './lib/rotation-memory.ts';
 import { refreshStorm, type StormFigures } from './lib/storm.ts';
 import { redisPhases, redisReport } from './lib/redis-report.ts';
+import { websocketEcho, type EchoFigures } from './lib/websocket-echo.ts';
 import { measureUnsealCache, measureUnsealCost, type CacheFigures, type UnsealCost } from './lib/unseal.ts';
 
 const args = new Set(process.argv.slice(2));
@@ -63,8 +64,8 @@ const THROUGHPUT_ONLY = args.has('--throughput-only');
 const CPU_PROF_DIR = args.has('--cpu-prof') ? mkdtempSync(join(os.tmpdir(), 'cloakroom-bench-prof-')) : undefined;
 
 const PLAN = SMOKE
-  ? { rounds: 1, seconds: 1.5, warmupSeconds: 0.5, connections: [10], sessions: 20, stormParallel: 10, stormTtl: 2, memoryStep: 2_000, unsealCalls: 2_000, cacheRequests: 400, rotationSessions: 10, rotationPhaseSeconds: 5 }
-  : { rounds: 3, seconds: 10, warmupSeconds: 5, connections: [10, 64], sessions: 1_000, stormParallel: 50, stormTtl: 4, memoryStep: 50_000, unsealCalls: 2_000, cacheRequests: 10_000, rotationSessions: 200, rotationPhaseSeconds: 20 };
+  ? { rounds: 1, seconds: 1.5, warmupSeconds: 0.5, connections: [10], sessions: 20, stormParallel: 10, stormTtl: 2, memoryStep: 2_000, unsealCalls: 2_000, cacheRequests: 400, rotationSessions: 10, rotationPhaseSeconds: 5, echoMessages: 200 }
+  : { rounds: 3, seconds: 10, warmupSeconds: 5, connections: [10, 64], sessions: 1_000, stormParallel: 50, stormTtl: 4, memoryStep: 50_000, unsealCalls: 2_000, cacheRequests: 10_000, rotationSessions: 200, rotationPhaseSeconds: 20, echoMessages: 4_000 };
 const SIGN_IN_PARALLEL = 10;
 const MEMORY_CONNECTIONS = 10;
 /** Long-lived access tokens for the throughput runs, so that no refresh interferes. */
@@ -193,7 +194,8 @@ async function startStack(): Promise<Stack> {
     OIDC_CLIENT_ID: 'cloakroom-bench',
     OIDC_CLIENT_SECRET: brokerSecret,
     SESSION_SECRETS: randomBytes(32).toString('base64url'),
-    BFF_ROUTES: JSON.stringify([{ path: '/api/bench', upstream: apiOrigin, auth: 'required', resource: AUDIENCE, scopes: [SCOPE] }]),
+    // `websocket: true` for the echo round trip (bench/lib/websocket-echo.ts); HTTP calls are unaffected.
+    BFF_ROUTES: JSON.stringify([{ path: '/api/bench', upstream: apiOrigin, auth: 'required', resource: AUDIENCE, scopes: [SCOPE], websocket: true }]),
     // The load is one client address signing in 1,000 sessions, then one session at
     // thousands of calls a second: the API limit stays on (its check is in the figures)
     // but out of reach, and the sign-in setup is not what is measured.
@@ -391,6 +393,16 @@ async function main(): Promise<number> {
     await stopChild(stack.broker);
     return reportThroughputOnly(byConnections, CPU_PROF_DIR ? hotSpots(CPU_PROF_DIR) : undefined);
   }
+  progress(`WebSocket echo: ${PLAN.echoMessages} round trips of 64 bytes, the API's echo directly and through the broker`);
+  const echo: EchoFigures = await websocketEcho({
+    directUrl: `${stack.apiOrigin.replace(/^http/, 'ws')}/echo`,
+    token: stack.floorToken,
+    brokerUrl: `${stack.brokerOrigin.replace(/^http/, 'ws')}/api/bench/echo`,
+    brokerOrigin: stack.brokerOrigin,
+    cookie: shared.header(0),
+    messages: PLAN.echoMessages,
+  });
+  progress(`  median ${echo.direct.medianUs.toFixed(0)} µs directly, ${echo.broker.medianUs.toFixed(0)} µs through the broker (+${echo.addedMedianUs.toFixed(0)} µs, ${echo.medianRatio.toFixed(2)} ×); p99 ${echo.direct.p99Us.toFixed(0)} / ${echo.broker.p99Us.toFixed(0)} µs`);
   const memoryFigures = await memory(stack, distinct);
   const profile = CPU_PROF_DIR ? hotSpots(CPU_PROF_DIR) : undefined;
   await stopChild(stack.broker);
@@ -487,6 +499,7 @@ async function main(): Promise<number> {
       }),
     ),
     refreshStorm: storm,
+    websocketEcho: echo,
     memory: memoryFigures,
     rotationMemory: rotation,
     redis: redis.figures,
@@ -518,6 +531,7 @@ async function main(): Promise<number> {
   out.push(`refresh storm   ${storm.parallel} parallel requests, expired ${storm.accessTokenTtlSeconds} s token, rotating provider: ${storm.refreshGrants} refresh grant(s), ${storm.succeeded}/${storm.parallel} succeeded ${JSON.stringify(storm.statusCodes)}, ${storm.cookiesRewritten} answers rewrote the cookie, follow-up with the last cookie ${storm.followUpOk ? 'ok' : 'FAILED'}`);
   out.push(`memory          fresh broker ${(memoryFigures.atStartBytes / 1048576).toFixed(1)} MB; after ${memoryFigures.steps.map((s) => `${s.afterRequests.toLocaleString('en-US')}: ${(s.rssBytes / 1048576).toFixed(1)} MB`).join(', after ')}; growth ${memoryFigures.growthPercent.toFixed(1)} %`);
   out.push(`rotation memory ${rotation.sessions} sessions, ${rotation.accessTokenTtlSeconds} s tokens: ${rotation.phases.map((p, i) => `phase ${i + 1}: ${p.refreshGrants} refreshes, ${p.storeEntries} store entries (${p.entriesPerSession.toFixed(1)} per session), heap ${(p.heapBytes / 1048576).toFixed(1)} MB`).join('; ')}; ${rotation.entriesPerRefresh.toFixed(2)} entries per refresh`);
+  out.push(`websocket echo  ${echo.messages} round trips of 64 bytes: median ${echo.direct.medianUs.toFixed(0)} µs directly, ${echo.broker.medianUs.toFixed(0)} µs through the broker (+${echo.addedMedianUs.toFixed(0)} µs, ${echo.medianRatio.toFixed(2)} ×); p99 ${echo.direct.p99Us.toFixed(0)} µs / ${echo.broker.p99Us.toFixed(0)} µs`);
   out.push(`unseal cost     ${unsealCost.microsecondsPerUnseal.toFixed(0)} µs per iron-session unsealData (${unsealCost.sealBytes}-byte seal, ${unsealCost.calls} calls); the cache's key costs ${unsealCost.microsecondsPerCacheKey.toFixed(1)} µs`);
   out.push(...redisReport(redis));
   for (const c of cache) out.push(`unseal cache    ${c.pattern}: ${c.requests} requests → ${c.unseals} unseals, ${c.cacheHits} hits (${(c.hitRatio * 100).toFixed(1)} % spared) — measured in-process with the broker's handler`);
