@@ -13,7 +13,8 @@ import { startDemoApi } from '../../demo/api.ts';
 import { startDevIdp } from '../../demo/idp.ts';
 import { startRedis, type RedisServer } from '../../test/helpers/redis-server.ts';
 import { CookiePool, runLoad, type LoadFigures } from './load.ts';
-import { freePort, NEXT_BIN, progress, startChild, stopChild, waitForHttp } from './processes.ts';
+import { join } from 'node:path';
+import { freePort, progress, ROOT, startChild, stopChild, waitForHttp } from './processes.ts';
 import { BROWSER_API_HEADERS, inBatches, signInAtBroker } from './signin.ts';
 
 export type Storage = 'cookie' | 'server';
@@ -80,7 +81,7 @@ export async function redisStoreThroughput(options: {
         // A fresh key space per broker: no run reads another's sessions.
         if (store === 'redis') redis.cli('FLUSHALL');
         progress(`store: broker with ${store} store, ${storage} sessions: starting, signing in ${options.sessions + 1} sessions`);
-        const broker = startChild(`broker (${store}, ${storage})`, [NEXT_BIN, 'start', '--port', String(options.brokerPort), '--hostname', '127.0.0.1'], { env });
+        const broker = startChild(`broker (${store}, ${storage})`, [join(ROOT, 'scripts/start.ts')], { env: { ...env, PORT: String(options.brokerPort) } });
         try {
           await waitForHttp(`${options.brokerOrigin}/healthz`, broker);
           const cookies = await inBatches(options.sessions + 1, options.signInParallel, (i) =>
@@ -192,7 +193,7 @@ export async function twoInstanceStorm(options: { parallel: number; accessTokenT
     REDIS_URL: redis.url,
     BFF_ROUTES: JSON.stringify([{ path: '/api/storm', upstream: api.url, auth: 'required', resource: audience, scopes: ['demo:read'] }]),
   };
-  const brokers = [portA, portB].map((port, i) => startChild(`storm broker ${i + 1}`, [NEXT_BIN, 'start', '--port', String(port), '--hostname', '127.0.0.1'], { env }));
+  const brokers = [portA, portB].map((port, i) => startChild(`storm broker ${i + 1}`, [join(ROOT, 'scripts/start.ts')], { env: { ...env, PORT: String(port) } }));
   try {
     await waitForHttp(`${origin}/healthz`, brokers[0]);
     await waitForHttp(`http://127.0.0.1:${portB}/healthz`, brokers[1]);

@@ -4,6 +4,7 @@
  * server, a real oidc-provider and the demo API's real WebSocket echo.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
@@ -11,6 +12,7 @@ import { CLIENT_ID, startProductionStack, type ProductionStack } from '../helper
 import { postLogoutToken, providerSigningKey, signLogoutToken } from '../helpers/logout-tokens.ts';
 import { BrowserClient } from '../helpers/stack.ts';
 
+const OPS_TOKEN = randomBytes(32).toString('base64url');
 let stack: ProductionStack;
 let wsOrigin: string;
 before(async () => {
@@ -20,7 +22,7 @@ before(async () => {
     liveRoute: true,
     // Access tokens live 4 s, renewed 1 s before their end: a socket opened later needs a refresh first.
     idp: { accessTokenTtl: 4, jwks: { keys: [key] } },
-    env: { TOKEN_REFRESH_SKEW: '1' },
+    env: { TOKEN_REFRESH_SKEW: '1', OPS_TOKEN },
   });
   wsOrigin = stack.url.replace(/^http/, 'ws');
   signingKey = key;
@@ -211,6 +213,47 @@ test('logout closes the socket (4401) and the SSE stream within a second; a reco
   assert.ok(ended - at < 1_500, `the stream ended ${ended - at} ms after logout`);
   const again = refused(await open('/api/live/ws', { origin: stack.url, cookie }));
   assert.equal(again.status, 401);
+});
+
+/** Waits for a socket and an SSE stream of one session to be ended, each within a second of `at`. */
+async function endedWithin(socket: Opened, events: { ended: Promise<number> }, at: number, what: string): Promise<void> {
+  const closed = await socket.closed;
+  assert.equal(closed.code, 4401, what);
+  assert.ok(closed.at - at < 1_500, `${what}: the socket closed ${closed.at - at} ms later`);
+  const ended = await events.ended;
+  assert.ok(ended - at < 1_500, `${what}: the stream ended ${ended - at} ms later`);
+}
+
+test('"sign out my other sessions" (/auth/sessions/revoke) closes the other session\'s socket and SSE stream within a second; its own stay open', { timeout: 20_000 }, async () => {
+  const elsewhere = await signedIn();
+  const here = await signedIn();
+  const socket = opened(await open('/api/live/ws', sameOrigin(elsewhere)));
+  const events = await openEvents(elsewhere);
+  const own = opened(await open('/api/live/ws', sameOrigin(here)));
+  const revoke = await here.fetch('/auth/sessions/revoke', {
+    method: 'POST',
+    headers: { origin: stack.url, 'x-csrf': '1', 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' },
+    body: JSON.stringify({ others: true }),
+  });
+  assert.equal(revoke.status, 200);
+  assert.ok(((await revoke.json()) as { revoked: number }).revoked >= 1);
+  await endedWithin(socket, events, Date.now(), 'sessions/revoke');
+  own.ws.send('still here');
+  assert.equal((await nextMessage(own)).data.toString(), 'still here', 'the session that asked keeps its socket');
+  own.ws.terminate();
+});
+
+test('/ops/revoke by sub closes that user\'s socket and SSE stream within a second', { timeout: 20_000 }, async () => {
+  const browser = await signedIn();
+  const socket = opened(await open('/api/live/ws', sameOrigin(browser)));
+  const events = await openEvents(browser);
+  const revoke = await fetch(`${stack.url}/ops/revoke`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${OPS_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ sub: 'user-alice' }),
+  });
+  assert.equal(revoke.status, 200);
+  await endedWithin(socket, events, Date.now(), '/ops/revoke');
 });
 
 test('back-channel logout closes the socket (4401) and the SSE stream within a second', { timeout: 20_000 }, async () => {
