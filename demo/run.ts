@@ -8,6 +8,7 @@
  * Ctrl-C stops all of it.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -76,11 +77,13 @@ closers.push(() => demoApi.close());
 const reportsApi = await startDemoApi({ port: 3003, issuer: idp.issuer, audience: 'http://localhost:3003/', name: 'reports' });
 closers.push(() => reportsApi.close());
 
-const broker = spawn(process.execPath, [nextBin, 'start', '--port', String(BROKER_PORT)], {
-  stdio: ['ignore', 'pipe', 'inherit'],
+// `npm start`'s server (scripts/start.ts: the front door), as in production.
+const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.ts', import.meta.url))], {
+  stdio: ['ignore', 'inherit', 'pipe'],
   env: {
     ...process.env,
     NEXT_TELEMETRY_DISABLED: '1',
+    PORT: String(BROKER_PORT),
     APP_BASE_URL: APP,
     OIDC_ISSUER: idp.issuer,
     OIDC_ALLOW_INSECURE_HTTP: 'true',
@@ -96,9 +99,12 @@ broker.on('exit', (code) => {
     void stop(code ?? 1);
   }
 });
-broker.stdout?.on('data', (chunk: Buffer) => {
+let announced = false;
+broker.stderr?.on('data', (chunk: Buffer) => {
+  process.stderr.write(chunk);
   const text = chunk.toString();
-  if (text.includes('Ready')) {
+  if (!announced && text.includes('"event":"server_listening"')) {
+    announced = true;
     const users = DEMO_USERS.filter((u) => u.username !== 'carol')
       .map((u) => `    ${u.username.padEnd(8)} ${u.password}`)
       .join('\n');
