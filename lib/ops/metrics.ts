@@ -31,7 +31,7 @@ export const metrics = {
     new Counter({ name: 'cloakroom_proxy_requests_total', help: 'Proxied API calls by route and answer status', labelNames: ['route', 'status'], registers }),
   ),
   proxyDuration: once('cloakroom_proxy_duration_seconds', (registers) =>
-    new Histogram({ name: 'cloakroom_proxy_duration_seconds', help: 'Time to the upstream answer headers, by route', labelNames: ['route'], registers }),
+    new Histogram({ name: 'cloakroom_proxy_duration_seconds', help: 'Time from the request to the answer headers (the upstream\'s, or the broker\'s refusal), by route', labelNames: ['route'], registers }),
   ),
   refresh: once('cloakroom_refresh_total', (registers) =>
     new Counter({ name: 'cloakroom_refresh_total', help: 'Token refreshes by outcome: ok, adopted, rejected, failed', labelNames: ['outcome'], registers }),

@@ -2,6 +2,7 @@ import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
+import { metrics } from '../ops/metrics.ts';
 import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkCsrf } from '../security/csrf.ts';
 import { clearSession, loadSession, rewriteSession, writeSessionWithinBudget, type LoadedSession } from '../session/manager.ts';
@@ -83,6 +84,23 @@ export async function cookiesOrNone(pending: PendingWrite, config: Config, store
  * Nothing reaches the API unless every step passed.
  */
 export async function handleProxy(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
+  const started = performance.now();
+  const observed: Observed = {};
+  const response = await proxyPipeline(request, config, store, observed);
+  // Labels come from the route table (configuration), never from the request: a path a
+  // client made up must not mint a time series (cardinality) or carry its data.
+  const route = observed.route ?? 'unmatched';
+  metrics.proxyRequests.inc({ route, status: String(response.status) });
+  metrics.proxyDuration.observe({ route }, (performance.now() - started) / 1000);
+  return response;
+}
+
+/** What the pipeline learnt that the metrics may name: the matched route's configured path. */
+interface Observed {
+  route?: string;
+}
+
+async function proxyPipeline(request: Request, config: Config, store: KeyValueStore, observed: Observed): Promise<Response> {
   const setCookies: string[] = [];
   try {
     checkCsrf(request, config);
@@ -94,6 +112,7 @@ export async function handleProxy(request: Request, config: Config, store: KeyVa
     const matched = matchRoute(config.routes, url.pathname);
     if (!matched) throw new BrokerError('not_found');
     const { route, remainder } = matched;
+    observed.route = route.path;
     if (shadowsLongerRoute(config.routes, url.pathname, route)) {
       // `/api/orders;x/delete`, `/api/ORDERS/x`, `/api/orders./x` would match `/api` and
       // reach a server that reads them as `/orders/...` (Tomcat, Express, IIS): the

@@ -197,6 +197,11 @@ for (const mode of ['cookie', 'server'] as const) {
       const text = answer.body.toString('utf8');
       assert.match(text, /^cloakroom_sessions_ended_total\{reason="revoked"\} [1-9]/m, 'the ops revocations of the test before, served by this instance');
       assert.match(text, /^process_resident_memory_bytes /m, "Node's process metrics beside the broker's");
+      // The earlier tests' API calls on this instance, labelled by the configured route only.
+      assert.match(text, /^cloakroom_proxy_requests_total\{route="\/api\/demo",status="200"\} [1-9]/m);
+      assert.match(text, /^cloakroom_proxy_requests_total\{route="\/api\/demo",status="401"\} [1-9]/m, 'the refused copies');
+      assert.match(text, /^cloakroom_proxy_duration_seconds_count\{route="\/api\/demo"\} [1-9]/m);
+      assert.ok(!/route="\/api\/demo\/x"/.test(text), 'a request path as a label');
       assert.ok(!/user-alice|user-bob/.test(text), 'a subject in the metrics');
       for (const value of instance.stack.issuedTokens) assert.ok(!text.includes(value), 'a token in the metrics');
       const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
