@@ -8,10 +8,9 @@ import { BrokerError } from '../errors.ts';
  * byte is read; a chunked body as soon as it passes the cap. Anything that is not JSON of
  * the schema's shape is 400 invalid_request, never a 500 (the parse error's text, which
  * quotes the input, is not echoed).
- * (The same reader as the back-channel logout's form body; the two may share it.)
  */
 export async function readJsonBody<T>(request: Request, schema: z.ZodType<T>, maxBytes: number): Promise<T> {
-  const text = await readCapped(request, maxBytes);
+  const text = await readCappedText(request, maxBytes);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -23,7 +22,12 @@ export async function readJsonBody<T>(request: Request, schema: z.ZodType<T>, ma
   return result.data;
 }
 
-async function readCapped(request: Request, maxBytes: number): Promise<string> {
+/**
+ * The body as text, holding at most `maxBytes`: a `Content-Length` beyond it is refused
+ * before a byte is read, a chunked body (no length) as soon as it passes it (400
+ * invalid_request). JSON bodies here, the back-channel logout's form body too.
+ */
+export async function readCappedText(request: Request, maxBytes: number): Promise<string> {
   const tooLarge = () => new BrokerError('invalid_request', { publicMessage: `the body exceeds ${maxBytes} bytes` });
   const declared = request.headers.get('content-length');
   if (declared !== null && !(/^\d+$/.test(declared) && Number(declared) <= maxBytes)) throw tooLarge();
@@ -36,8 +40,10 @@ async function readCapped(request: Request, maxBytes: number): Promise<string> {
     if (done) break;
     received += value.byteLength;
     if (received > maxBytes) {
-      // Read and drop the rest, so that the answer is not lost to a TCP reset when the
-      // connection closes with unread bytes (RFC 9112 §9.6).
+      // Nothing more is kept. What the client has sent meanwhile is read and dropped (as
+      // Node does with a body no one reads) until the server closes the connection after
+      // the answer: unread bytes at close make TCP reset the connection, and the answer
+      // would be lost even to a client that stopped sending once it came (RFC 9112 §9.6).
       void discard(reader);
       throw tooLarge();
     }

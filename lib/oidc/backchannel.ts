@@ -1,6 +1,7 @@
 import * as jose from 'jose';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
+import { readCappedText } from '../http/body.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
 import { endByLogoutToken } from '../session/revocation.ts';
@@ -108,44 +109,6 @@ export function logoutCutoff(iat: number, toleranceSeconds: number, now = Date.n
 }
 
 /**
- * The form body, read with a byte counter that stops at the cap: a `Content-Length`
- * beyond it is refused before a byte is read, and a chunked body (no length) is refused
- * as soon as it passes the cap. Either way at most the cap is ever held.
- */
-async function readCappedForm(request: Request, maxBytes: number): Promise<URLSearchParams> {
-  const tooLarge = () => new BrokerError('invalid_request', { publicMessage: `the body exceeds ${maxBytes} bytes` });
-  const declared = request.headers.get('content-length');
-  if (declared !== null && !(/^\d+$/.test(declared) && Number(declared) <= maxBytes)) throw tooLarge();
-  if (!request.body) return new URLSearchParams();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let received = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    received += value.byteLength;
-    if (received > maxBytes) {
-      // Nothing more is kept. What the client has sent meanwhile is read and dropped (as
-      // Node does with a body no one reads) until the server closes the connection after
-      // the answer: unread bytes at close make TCP reset the connection, and the answer
-      // would be lost even to a client that stopped sending once it came (RFC 9112 §9.6).
-      void discard(reader);
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-}
-
-async function discard(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-  try {
-    while (!(await reader.read()).done);
-  } catch {
-    // The connection closed: nothing left to drop.
-  }
-}
-
-/**
  * `POST /auth/backchannel-logout`: the provider tells the broker that a user's
  * session ended. Every broker session of that provider session (`sid`) or, without
  * one, of that user (`sub`) stops working at once (§2.7). Everything an anonymous caller
@@ -157,7 +120,7 @@ export async function handleBackchannelLogout(request: Request, config: Config, 
     if (!(request.headers.get('content-type') ?? '').startsWith('application/x-www-form-urlencoded')) {
       throw new BrokerError('invalid_request', { publicMessage: 'expected a form with logout_token' });
     }
-    const form = await readCappedForm(request, MAX_BACKCHANNEL_BODY_BYTES);
+    const form = new URLSearchParams(await readCappedText(request, MAX_BACKCHANNEL_BODY_BYTES));
     const token = form.get('logout_token');
     if (!token) throw new BrokerError('invalid_request', { publicMessage: 'logout_token is missing' });
     const provider = await getProvider(config);

@@ -16,7 +16,7 @@ import { StreamLifetime } from './stream-lifetime.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
 import { rawPathAndQuery } from '../http/raw-target.ts';
-import { matchRoute, shadowsLongerRoute } from './route-table.ts';
+import { matchRoute, shadowsLongerRoute, type Route } from './route-table.ts';
 
 /** A session cookie an answer must write: refreshed tokens, or idle activity. */
 export interface PendingWrite {
@@ -68,6 +68,48 @@ export async function cookiesOrNone(pending: PendingWrite, config: Config, store
     });
     return [];
   }
+}
+
+/** What steps 4 and 5 of the pipeline leave for the exchange. */
+export interface Authorized {
+  accessToken?: string;
+  /** The session as this call leaves it (refreshed, or as loaded): the one whose end ends a stream. */
+  session?: Session;
+  /** A session cookie the answer must write (refreshed tokens or idle activity), computed once the API answered. */
+  pending?: PendingWrite;
+}
+
+/**
+ * Steps 4 and 5 — session and token — shared by API calls and WebSocket upgrades
+ * (websocket.ts): the rate limit per session (per address without one) before any refresh
+ * or upstream call, a dead cookie cleared so the browser stops sending it, and a session
+ * whose refresh token the provider refused ended everywhere. Cookies to clear are pushed
+ * onto `setCookies`, so that an answer refused afterwards still carries them.
+ */
+export async function authorize(request: Request, route: Route, config: Config, store: KeyValueStore, setCookies: string[], peer?: string): Promise<Authorized> {
+  if (route.auth === 'none') {
+    await limitApiCall(request, config, undefined, peer);
+    return {};
+  }
+  const loaded = await loadSession(request, config, store);
+  await limitApiCall(request, config, loaded.session?.id, peer);
+  if (!loaded.session) {
+    if (loaded.present.length > 0 && loaded.reason !== 'absent') setCookies.push(...clearSession(loaded.present, config));
+    if (route.auth === 'required') throw new BrokerError('unauthenticated');
+    return {};
+  }
+  let grant;
+  try {
+    grant = await accessTokenFor(loaded.session, route.resource, config, store);
+  } catch (error) {
+    if (error instanceof BrokerError && error.endsSession) {
+      await endSession(store, config, loaded.session);
+      setCookies.push(...clearSession(loaded.present, config));
+    }
+    throw error;
+  }
+  const pending = grant.changed || loaded.needsWrite ? { session: grant.session, loaded, resource: route.resource ?? '' } : undefined;
+  return { accessToken: grant.token.value, session: grant.session, pending };
 }
 
 /**
@@ -131,38 +173,8 @@ async function proxyPipeline(request: Request, config: Config, store: KeyValueSt
       throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
     }
 
-    let accessToken: string | undefined;
-    let sessionId: string | undefined;
-    /** The session whose end must end this answer's body, if it is still flowing then. */
-    let watchedSession: Session | undefined;
-    /** A session cookie this answer must write: refreshed tokens or idle activity. */
-    let pending: PendingWrite | undefined;
-    if (route.auth === 'none') await limitApiCall(request, config, undefined);
-    if (route.auth !== 'none') {
-      const loaded = await loadSession(request, config, store);
-      // Per session (per address without one), before any refresh or upstream call.
-      await limitApiCall(request, config, loaded.session?.id);
-      if (!loaded.session) {
-        // A dead cookie is cleared so the browser stops sending it.
-        if (loaded.present.length > 0 && loaded.reason !== 'absent') setCookies.push(...clearSession(loaded.present, config));
-        if (route.auth === 'required') throw new BrokerError('unauthenticated');
-      } else {
-        let grant;
-        try {
-          grant = await accessTokenFor(loaded.session, route.resource, config, store);
-        } catch (error) {
-          if (error instanceof BrokerError && error.endsSession) {
-            await endSession(store, config, loaded.session);
-            setCookies.push(...clearSession(loaded.present, config));
-          }
-          throw error;
-        }
-        accessToken = grant.token.value;
-        sessionId = loaded.session.id;
-        watchedSession = grant.session;
-        if (grant.changed || loaded.needsWrite) pending = { session: grant.session, loaded, resource: route.resource ?? '' };
-      }
-    }
+    const { accessToken, session: watchedSession, pending } = await authorize(request, route, config, store, setCookies);
+    const sessionId = watchedSession?.id;
 
     const upstreamHeaders = headersForUpstream(request.headers, {
       accessToken,

@@ -6,15 +6,11 @@ import { ConfigError, getConfig, type Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
-import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkHost } from '../security/host.ts';
 import { watchSession } from '../session/lifetime-watch.ts';
-import { clearSession, loadSession } from '../session/manager.ts';
-import { endSession } from '../session/revocation.ts';
 import { getStore, type KeyValueStore } from '../stores/index.ts';
-import { accessTokenFor } from '../tokens/manager.ts';
 import { admitExchange } from './concurrency.ts';
-import { cookiesOrNone } from './handler.ts';
+import { authorize, cookiesOrNone } from './handler.ts';
 import { buildUpstreamUrl } from './path.ts';
 import { matchRoute, shadowsLongerRoute, type Route } from './route-table.ts';
 
@@ -140,37 +136,12 @@ async function admit(request: IncomingMessage, config: Config, store: KeyValueSt
     throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
   }
 
-  let accessToken: string | undefined;
-  let session: Admitted['session'];
-  if (route.auth === 'none') await limitApiCall(web, config, undefined, request.socket.remoteAddress);
-  else {
-    const loaded = await loadSession(web, config, store);
-    await limitApiCall(web, config, loaded.session?.id, request.socket.remoteAddress);
-    if (!loaded.session) {
-      if (loaded.present.length > 0 && loaded.reason !== 'absent') setCookies.push(...clearSession(loaded.present, config));
-      if (route.auth === 'required') throw new BrokerError('unauthenticated');
-    } else {
-      let grant;
-      try {
-        grant = await accessTokenFor(loaded.session, route.resource, config, store);
-      } catch (error) {
-        if (error instanceof BrokerError && error.endsSession) {
-          await endSession(store, config, loaded.session);
-          setCookies.push(...clearSession(loaded.present, config));
-        }
-        throw error;
-      }
-      accessToken = grant.token.value;
-      session = grant.session;
-      // A refresh rotated the refresh token, or idle activity is due: the 101 answer
-      // carries the cookie (RFC 6455 §4.1: the handshake answer may set cookies), computed
-      // as the proxy does from the newest state, so that a request that loses a race
-      // never writes back a spent refresh token.
-      if (grant.changed || loaded.needsWrite) {
-        setCookies.push(...(await cookiesOrNone({ session: grant.session, loaded, resource: route.resource ?? '' }, config, store)));
-      }
-    }
-  }
+  const { accessToken, session, pending } = await authorize(web, route, config, store, setCookies, request.socket.remoteAddress);
+  // A refresh rotated the refresh token, or idle activity is due: the 101 answer carries
+  // the cookie (RFC 6455 §4.1: the handshake answer may set cookies), computed as the
+  // proxy does from the newest state, so that a request that loses a race never writes
+  // back a spent refresh token.
+  if (pending) setCookies.push(...(await cookiesOrNone(pending, config, store)));
   const release = admitExchange(route, session?.id);
   const upstreamUrl = new URL(target.url);
   upstreamUrl.protocol = upstreamUrl.protocol === 'https:' ? 'wss:' : 'ws:';
