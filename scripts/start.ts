@@ -55,6 +55,8 @@ const { default: next } = await import('next');
 // The front door and its handlers after NODE_ENV too, as Next's copy of them sees it.
 const { attachFrontDoor } = await import('../server/front-door.ts');
 const { probeProvider } = await import('../lib/oidc/provider.ts');
+const { frontendEndpoint } = await import('../lib/frontend/handler.ts');
+const { upgradeToFrontend } = await import('../lib/frontend/upstream.ts');
 
 const { port } = config;
 const server = createServer(SERVER_LIMITS);
@@ -73,6 +75,11 @@ attachFrontDoor(server, {
   next: { request: app.getRequestHandler(), upgrade: app.getUpgradeHandler() },
   // A production build has no upgrade of its own (hot reload is the dev server's).
   nextUpgrades: false,
+  // BFF_FRONTEND_DIR / BFF_FRONTEND_UPSTREAM: the app replaces the demo start page (README, "Fronting your web app").
+  frontend: config.frontend && {
+    endpoint: frontendEndpoint,
+    upgrade: config.frontend.upstream ? (req, socket, head) => upgradeToFrontend(req, socket, head, config) : undefined,
+  },
 });
 server.listen(port, () => log.info('server_listening', { port }));
 

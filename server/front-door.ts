@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { findEndpoint, ROUTE_METHODS, type RouteMethod } from '../lib/http/endpoints.ts';
+import { findEndpoint, ROUTE_METHODS, type Endpoint, type RouteMethod } from '../lib/http/endpoints.ts';
 import { log } from '../lib/log.ts';
 import { handleUpgrade } from '../lib/proxy/websocket.ts';
 import { sendResponse, toRequest } from './adapter.ts';
@@ -30,6 +30,15 @@ export interface FrontDoorOptions {
    * (seen here), so `npm start` passes false and those get the 404 too.
    */
   nextUpgrades: boolean;
+  /**
+   * BFF_FRONTEND_*: the web app takes the paths no broker endpoint takes, Next.js's `/`
+   * demo page included (lib/frontend/handler.ts `frontendEndpoint`), and, with an
+   * upstream, the upgrades outside `/api/` and `/_next/` (its dev server's hot reload; it refuses the reserved paths itself).
+   */
+  frontend?: {
+    endpoint(pathname: string): Endpoint | undefined;
+    upgrade?(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  };
 }
 
 /** The header that tells an answer came through the front door, not Next's route runtime (tests, operators). */
@@ -68,13 +77,13 @@ function isRouteMethod(method: string): method is RouteMethod {
   return (ROUTE_METHODS as readonly string[]).includes(method);
 }
 
-export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions) {
+export function createFrontDoor({ origin, next, nextUpgrades, frontend }: FrontDoorOptions) {
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const target = req.url ?? '/';
     const mark = target.indexOf('?');
     const pathname = mark === -1 ? target : target.slice(0, mark);
     const method = req.method ?? 'GET';
-    const found = pathname.startsWith('/') ? findEndpoint(pathname) : undefined;
+    const found = pathname.startsWith('/') ? (findEndpoint(pathname) ?? frontend?.endpoint(pathname)) : undefined;
     if (!found) {
       if (NEVER_FORWARDED.has(method)) {
         // Next.js answers TRACE with a bare 500 before any code runs.
@@ -132,6 +141,10 @@ export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions
     }
     if (nextUpgrades && pathname.startsWith('/_next/')) {
       void next.upgrade(req, socket, head).catch(() => socket.destroy());
+      return;
+    }
+    if (frontend?.upgrade) {
+      frontend.upgrade(req, socket, head);
       return;
     }
     rawAnswer(socket, '404 Not Found', NOT_FOUND_BODY);

@@ -3,6 +3,7 @@ import { envSchema, KNOWN_PREFIXES, UNPREFIXED_VARIABLES, type RawEnv } from './
 import { DEMO_ROUTES } from './demo-routes.ts';
 import { passwordId, secretWeakness } from './secrets.ts';
 import { parseRouteTable, type Route } from '../proxy/route-table.ts';
+import { readFrontendConfig, type FrontendConfig } from '../frontend/config.ts';
 
 export interface Config {
   /** The public origin, e.g. `https://app.example.com` (no trailing slash). */
@@ -56,6 +57,8 @@ export interface Config {
   port: number;
   /** OPS_TOKEN: the `/ops/` endpoints' bearer token; undefined: they answer 404. */
   opsToken: string | undefined;
+  /** BFF_FRONTEND_*: the web app served on the broker's origin; undefined: the broker's own start page. */
+  frontend: FrontendConfig | undefined;
 }
 
 export class ConfigError extends Error {
@@ -262,6 +265,7 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
   }
 
   const routes = readRoutes(e, problems, publicOrigin);
+  const frontend = readFrontendConfig(e, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
   const v = e as RawEnv;
@@ -312,6 +316,7 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     routes,
     port: v.PORT,
     opsToken: v.OPS_TOKEN || undefined,
+    frontend,
   };
 }
 

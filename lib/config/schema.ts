@@ -180,6 +180,18 @@ export const envSchema = z.object({
    * path answers 404, as if it did not exist.
    */
   OPS_TOKEN: z.string().optional(),
+  /** A directory holding the web app's static build (it must contain index.html), served on the broker's origin. */
+  BFF_FRONTEND_DIR: z.string().optional(),
+  /** Instead of BFF_FRONTEND_DIR: the web app's own server or dev server (e.g. http://localhost:5173), proxied with its WebSockets. */
+  BFF_FRONTEND_UPSTREAM: z.string().optional(),
+  /** Default: none. `required`: an HTML navigation to the frontend without a session is sent to /auth/login?returnTo=<path>. */
+  BFF_FRONTEND_AUTH: z.enum(['none', 'required'], { error: 'BFF_FRONTEND_AUTH must be "none" or "required"' }).default('none'),
+  /**
+   * Directives added to the frontend pages' Content-Security-Policy (lib/frontend/policy.ts),
+   * e.g. `connect-src https://sentry.example.com; img-src https://cdn.example.com`: each
+   * directive's sources are added to the default one's (a new directive is added as is).
+   */
+  BFF_FRONTEND_CSP: z.string().optional(),
   /** Default: 3000. */
   PORT: z
     .string()

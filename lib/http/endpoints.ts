@@ -10,6 +10,7 @@
  *                              `export const { GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS } = routeHandlers('/auth/example');`
  */
 import { BrokerError } from '../errors.ts';
+import { handleClientScript } from '../frontend/client-script.ts';
 import { handleBackchannelLogout } from '../oidc/backchannel.ts';
 import { handleCallback } from '../oidc/callback.ts';
 import { handleLogin } from '../oidc/login.ts';
@@ -81,6 +82,7 @@ export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   '/auth/backchannel-logout': methods({ POST: handleBackchannelLogout }),
   '/auth/sessions': methods({ GET: handleListSessions }),
   '/auth/sessions/revoke': methods({ POST: handleRevokeSessions }),
+  '/auth/client.js': methods({ GET: handleClientScript }),
   '/healthz': methods({ GET: health }, { checkHost: false }),
   '/readyz': methods({ GET: handleReadiness }, { checkHost: false }),
   // The ops gate answers 404 before 405 when OPS_TOKEN is unset or wrong (lib/ops/ops-auth.ts).
