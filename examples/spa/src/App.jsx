@@ -23,6 +23,16 @@ function usePath() {
   return [path, go];
 }
 
+/** Several calls at once, one of them a POST: a session that ended meanwhile sends the browser to sign in once, and the POST is never sent again. */
+function saveNoteAndRefresh(id) {
+  const order = `/api/demo/orders/${encodeURIComponent(id)}`;
+  return Promise.all([
+    brokerFetch(`${order}/notes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ note: 'call back' }) }),
+    brokerFetch(order),
+    brokerFetch(`${order}/items`),
+  ]);
+}
+
 function Order({ id }) {
   const [answer, setAnswer] = useState(undefined);
   const [calls, setCalls] = useState(0);
@@ -46,6 +56,9 @@ function Order({ id }) {
       <p data-testid="order-subject">{answer?.body?.subject ?? ''}</p>
       <button data-testid="reload-order" onClick={() => setCalls((n) => n + 1)}>
         Reload
+      </button>
+      <button data-testid="save-note" onClick={() => saveNoteAndRefresh(id)}>
+        Save a note
       </button>
     </section>
   );
