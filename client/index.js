@@ -74,6 +74,8 @@ export function getSession() {
 export function login(returnTo = here()) {
   if (redirecting) return;
   redirecting = true;
+  // A full navigation on purpose: /auth/login is the broker's redirect to the provider, not a page of the app.
+  // eslint-disable-next-line @next/next/no-location-assign-relative-destination
   location.assign(`/auth/login?returnTo=${encodeURIComponent(returnTo)}`);
 }
 

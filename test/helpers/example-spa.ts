@@ -3,7 +3,7 @@
  * file, or run as its own dev server on a free port (stopped by PID with the test).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,11 +37,32 @@ export interface ExampleDevServer {
  * without touching the repository. The copy sits inside examples/ for module resolution
  * (react from the repository's node_modules, the client from ../../client).
  */
-export async function startExampleDevServer(): Promise<ExampleDevServer> {
+export async function startExampleDevServer(options: { recordRequestsTo?: string } = {}): Promise<ExampleDevServer> {
   const root = mkdtempSync(join(ROOT, 'examples', '.dev-copy-'));
   cpSync(join(ROOT, 'examples', 'spa'), root, { recursive: true, filter: (source) => !source.includes(`${join('spa', 'dist')}`) });
+  let config = join(root, 'vite.config.js');
+  if (options.recordRequestsTo) {
+    // The example's own configuration plus a plugin that writes down every request and
+    // upgrade the dev server receives, headers included (what reached the app's server).
+    config = join(root, 'vite.record.config.js');
+    writeFileSync(
+      config,
+      `import { appendFileSync } from 'node:fs';
+import base from './vite.config.js';
+const log = ${JSON.stringify(options.recordRequestsTo)};
+const record = (kind, req) => appendFileSync(log, JSON.stringify({ kind, url: req.url, headers: req.headers }) + '\\n');
+export default {
+  ...base,
+  plugins: [...base.plugins, { name: 'record-requests', configureServer(server) {
+    server.middlewares.use((req, _res, next) => { record('request', req); next(); });
+    server.httpServer?.prependListener('upgrade', (req) => record('upgrade', req));
+  } }],
+};
+`,
+    );
+  }
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [VITE, root, '--config', join(root, 'vite.config.js'), '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
+  const child: ChildProcess = spawn(process.execPath, [VITE, root, '--config', config, '--port', String(port), '--strictPort', '--host', '127.0.0.1'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
