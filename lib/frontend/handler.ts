@@ -71,7 +71,10 @@ async function serveStatic(request: Request, config: Config, store: KeyValueStor
   const index = await findFile(root, ['index.html']);
   if (!index) throw new BrokerError('not_found');
   // With a gate, the app shell is for signed-in browsers only: no cache keeps it.
-  return serveFile(request, index, config.frontend?.auth === 'required' ? 'no-store' : 'no-cache');
+  const shell = serveFile(request, index, config.frontend?.auth === 'required' ? 'no-store' : 'no-cache');
+  // The same URL answers a fetch() with 404: a cache must tell the two apart.
+  shell.headers.set('vary', 'sec-fetch-mode, accept');
+  return shell;
 }
 
 async function frontendAnswer(request: Request, config: Config, store: KeyValueStore): Promise<Response> {
