@@ -27,6 +27,9 @@ if (channel) {
   };
 }
 
+// A page restored from the back-forward cache after a sign-in redirect may need to start another.
+if (typeof addEventListener === 'function') addEventListener('pageshow', (event) => event.persisted && (redirecting = false));
+
 function update(next, broadcast) {
   const before = state;
   state = next;

@@ -130,6 +130,7 @@ describe('a static build behind npm start (BFF_FRONTEND_DIR)', () => {
       assert.equal(page.status, 200);
       assert.equal(page.body.toString(), SHELL);
       assert.equal(page.headers['cache-control'], 'no-cache');
+      assert.equal(page.headers.vary, 'sec-fetch-mode, accept', 'a cache tells the page from the 404 a fetch gets');
     }
     // Not a navigation (fetch(), a script): 404, never HTML.
     for (const headers of [[], [['Accept', 'application/json']], [['Sec-Fetch-Mode', 'cors'], ['Accept', 'text/html']]] as Array<Array<[string, string]>>) {
@@ -202,5 +203,22 @@ describe('a static build behind npm start (BFF_FRONTEND_DIR)', () => {
     // The files really are there, so the refusals above are the rules, not their absence.
     assert.equal((await get('/nested/page.txt')).body.toString(), 'nested file');
     assert.match(stack.serverStderr() + stack.serverStdout(), /server_listening/);
+  });
+});
+
+describe('under next start (no front door)', () => {
+  let stack: ProductionStack;
+  before(async () => {
+    stack = await startProductionStack({});
+  });
+  after(async () => {
+    await stack?.close();
+  });
+
+  test('GET /auth/client.js is served by the route file too', async () => {
+    const answer = await fetch(`${stack.url}/auth/client.js`);
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    assert.equal(await answer.text(), readFileSync('client/index.js', 'utf8'));
   });
 });

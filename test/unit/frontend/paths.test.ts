@@ -10,6 +10,8 @@ import { frontendPathSegments, hasFileExtension, isReservedPath } from '../../..
 import { cacheControlFor } from '../../../lib/frontend/static-files.ts';
 import { frontendContentSecurityPolicy, parseCspExtension, securityHeaders } from '../../../lib/frontend/policy.ts';
 import { isHtmlNavigation } from '../../../lib/frontend/gate.ts';
+import { frontendSecurityHeaders } from '../../../lib/frontend/handler.ts';
+import { loadConfig } from '../../../lib/config/load.ts';
 
 const proxyPayloads = JSON.parse(readFileSync('test/fixtures/path-payloads.json', 'utf8')) as { refused: string[]; allowed: string[] };
 const frontendPayloads = JSON.parse(readFileSync('test/fixtures/frontend-path-payloads.json', 'utf8')) as { refused: string[] };
@@ -107,6 +109,24 @@ describe('frontend security headers', () => {
     assert.equal(typeof parseCspExtension('connect-src https://a.example.com, https://b.example.com'), 'string');
     assert.equal(typeof parseCspExtension('1nvalid x'), 'string');
     assert.deepEqual(parseCspExtension(''), {});
+  });
+
+  test('the configuration decides: HSTS under an https APP_BASE_URL, the provider in form-action, the extension merged', () => {
+    const env = {
+      OIDC_ISSUER: 'https://id.example.com/realms/main',
+      OIDC_CLIENT_ID: 'cloakroom',
+      OIDC_CLIENT_SECRET: 'client-secret',
+      SESSION_SECRETS: 'BnZe+9nVLCHfjkxTpE8FFkesLF+742lRsemoN5y2ECs=',
+      BFF_ROUTES: '[]',
+      BFF_FRONTEND_DIR: 'examples/spa',
+      BFF_FRONTEND_CSP: 'connect-src https://sentry.example.com',
+    };
+    const https = new Map(frontendSecurityHeaders(loadConfig({ ...env, APP_BASE_URL: 'https://app.example.com' })));
+    assert.equal(https.get('strict-transport-security'), 'max-age=63072000');
+    assert.match(https.get('content-security-policy') ?? '', /form-action 'self' https:\/\/id\.example\.com;/);
+    assert.match(https.get('content-security-policy') ?? '', /connect-src 'self' https:\/\/sentry\.example\.com/);
+    const http = new Map(frontendSecurityHeaders(loadConfig({ ...env, APP_BASE_URL: 'http://localhost:3000' })));
+    assert.equal(http.get('strict-transport-security'), undefined);
   });
 
   test('HSTS only under https', () => {
