@@ -99,9 +99,9 @@ export function upgradeToFrontend(req: IncomingMessage, socket: Duplex, head: Bu
   outgoing.once('timeout', () => outgoing.destroy());
   outgoing.once('error', fail);
   outgoing.once('response', (response) => {
-    // The app refused the upgrade: its answer's status only, never its headers or cookies.
+    // The app refused the upgrade: none of its answer (headers, cookies) goes back, as for an API's refused handshake.
     response.resume();
-    rawRefusal(socket, `${response.statusCode ?? 502} Refused`, '{"error":"upstream_unavailable"}');
+    rawRefusal(socket, '502 Bad Gateway', '{"error":"upstream_unavailable"}');
   });
   outgoing.once('upgrade', (response, upstreamSocket, upstreamHead) => {
     const lines = ['HTTP/1.1 101 Switching Protocols', 'connection: Upgrade', 'upgrade: websocket'];
@@ -109,6 +109,9 @@ export function upgradeToFrontend(req: IncomingMessage, socket: Duplex, head: Bu
       const value = response.headers[name];
       if (typeof value === 'string') lines.push(`${name}: ${value}`);
     }
+    // The handshake timeout above is for the handshake only: a quiet socket (hot reload waits for
+    // edits) must never be cut by it, whatever Node leaves set on the socket it hands over.
+    upstreamSocket.setTimeout(0);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (upstreamHead.length > 0) socket.write(upstreamHead);
     if (head.length > 0) upstreamSocket.write(head);

@@ -105,6 +105,14 @@ describe('the example SPA through its dev server, with hot reload through the br
       assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'updated in place, not reloaded');
       await waitForText(page, 'session', 'Signed in as Alice Example');
       assert.equal(page.url(), `${stack.url}/orders/42`);
+
+      // A quiet socket stays open (hot reload waits for the next edit): past the proxy's
+      // 10 s connect timeout, a second edit still arrives over the same socket.
+      await new Promise((resolve) => setTimeout(resolve, 11_000));
+      writeFileSync(banner, readFileSync(banner, 'utf8').replace('>Orders, hot<', '>Orders, hotter<'));
+      await waitForText(page, 'banner', 'Orders, hotter');
+      assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'still updated in place');
+      assert.equal(sockets.length, 1, `one hot-reload socket, never reopened: ${JSON.stringify(sockets)}`);
     } finally {
       await context.close();
     }
