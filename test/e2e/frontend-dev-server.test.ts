@@ -79,6 +79,10 @@ describe('the example SPA through its dev server, with hot reload through the br
     const context = await browser.newContext();
     try {
       const page = await context.newPage();
+      const bodies: Array<Promise<string>> = [];
+      context.on('response', (response) => {
+        if (new URL(response.url()).origin === stack.url) bodies.push(response.text().catch(() => '').then(async (body) => `${JSON.stringify(await response.allHeaders())}\n${body}`));
+      });
       const sockets: string[] = [];
       page.on('websocket', (socket) => sockets.push(socket.url()));
       await page.goto(`${stack.url}/orders/42`);
@@ -113,6 +117,10 @@ describe('the example SPA through its dev server, with hot reload through the br
       await waitForText(page, 'banner', 'Orders, hotter');
       assert.equal(await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded), true, 'still updated in place');
       assert.equal(sockets.length, 1, `one hot-reload socket, never reopened: ${JSON.stringify(sockets)}`);
+      // No token the provider issued reached the page through the dev server either.
+      const surfaces = [...(await Promise.all(bodies)), await page.evaluate(() => JSON.stringify({ ...localStorage, ...sessionStorage }) + document.cookie)];
+      assert.ok(stack.issued.length > 0);
+      for (const surface of surfaces) for (const token of stack.issued) assert.ok(!surface.includes(token.value), `a ${token.kind} reached the page`);
     } finally {
       await context.close();
     }

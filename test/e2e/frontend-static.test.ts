@@ -155,6 +155,10 @@ describe('a static build behind npm start (BFF_FRONTEND_DIR)', () => {
       assert.ok(!answer.body.toString().includes('APP-SHELL'), `${path} answered the app shell`);
       assert.equal(answer.headers['content-type'], 'application/json; charset=utf-8', path);
     }
+    // `/_next/*` stays Next's (the broker's own pages' assets): its answer, not the app's.
+    const nextAsset = await get('/_next/static/chunks/missing-0000.js');
+    assert.equal(nextAsset.status, 404);
+    assert.doesNotMatch(String(nextAsset.headers['content-security-policy']), /form-action/, "Next's own policy, not the app's");
     assert.deepEqual(JSON.parse((await get('/healthz')).body.toString()), { status: 'ok' });
     const session = await get('/auth/session', [['X-CSRF', '1']]);
     assert.deepEqual(JSON.parse(session.body.toString()), { authenticated: false });
