@@ -8,7 +8,10 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { findEndpoint, ROUTE_METHODS, type RouteMethod } from '../lib/http/endpoints.ts';
+import { endpointPathOf, findEndpoint, ROUTE_METHODS, type RouteMethod } from '../lib/http/endpoints.ts';
+import { runInRequestContext } from '../lib/http/request-context.ts';
+import { REQUEST_ID_HEADER, requestIdFrom } from '../lib/http/request-id.ts';
+import { inRequestScope } from '../lib/http/request-scope.ts';
 import { log } from '../lib/log.ts';
 import { handleUpgrade } from '../lib/proxy/websocket.ts';
 import { sendResponse, toRequest } from './adapter.ts';
@@ -85,6 +88,9 @@ export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions
       return;
     }
     res.setHeader(FRONT_DOOR_HEADER, 'front-door');
+    // Decided here, not in the scope: the answers below that the front door writes itself carry it too.
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
     if (NEVER_FORWARDED.has(method)) {
       answerJson(res, 405, NOT_ALLOWED_BODY, { allow: found.allow.join(', ') });
       return;
@@ -103,7 +109,7 @@ export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions
       answerJson(res, 400, INVALID_BODY);
       return;
     }
-    route(request)
+    inRequestScope(endpointPathOf(pathname) as string, route, request, requestId)
       .then((response) => sendResponse(response, req, res))
       .catch((error: unknown) => {
         // endpoint() turns every throw into the contract's answer; reaching here is a bug.
@@ -127,7 +133,8 @@ export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const pathname = (req.url ?? '/').split('?', 1)[0] as string;
     if (pathname === '/api' || pathname.startsWith('/api/')) {
-      void handleUpgrade(req, socket, head).catch(() => socket.destroy());
+      // The handshake's log lines and the API's handshake carry the request id too.
+      void runInRequestContext(requestIdFrom(req.headers[REQUEST_ID_HEADER]), () => handleUpgrade(req, socket, head)).catch(() => socket.destroy());
       return;
     }
     if (nextUpgrades && pathname.startsWith('/_next/')) {

@@ -6,6 +6,8 @@ import { ConfigError, getConfig, type Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
+import { startUpstreamSpan } from '../ops/tracing.ts';
+import { correlateUpstream } from './correlation.ts';
 import { checkHost } from '../security/host.ts';
 import { watchSession } from '../session/lifetime-watch.ts';
 import { getStore, type KeyValueStore } from '../stores/index.ts';
@@ -153,6 +155,17 @@ function connectUpstream(admitted: Admitted, protocols: string[], abandon: Abort
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (admitted.accessToken) headers.authorization = `Bearer ${admitted.accessToken}`;
+    correlateUpstream(headers);
+    // The handshake's span: from the upgrade request to the API's 101 (or its refusal).
+    const span = startUpstreamSpan('GET', admitted.route.path, admitted.upstreamUrl.origin);
+    span.inject(headers);
+    let spanEnded = false;
+    const endSpan = (failure?: string) => {
+      if (spanEnded) return;
+      spanEnded = true;
+      if (!failure) span.answered(101);
+      span.end(failure);
+    };
     const upstream = new WebSocket(admitted.upstreamUrl, protocols, {
       headers,
       perMessageDeflate: false,
@@ -162,10 +175,12 @@ function connectUpstream(admitted: Admitted, protocols: string[], abandon: Abort
     });
     const timer = setTimeout(() => {
       upstream.terminate();
+      endSpan('upstream_timeout');
       reject(new BrokerError('upstream_timeout'));
     }, admitted.route.timeoutMs);
     const fail = (error: BrokerError) => {
       clearTimeout(timer);
+      endSpan(error.code);
       reject(error);
     };
     abandon.addEventListener('abort', () => {
@@ -182,6 +197,7 @@ function connectUpstream(admitted: Admitted, protocols: string[], abandon: Abort
     upstream.on('error', (error) => fail(new BrokerError('upstream_unavailable', { cause: error })));
     upstream.once('open', () => {
       clearTimeout(timer);
+      endSpan();
       // Paused until the relay listens: an API that speaks first (a greeting in the same
       // packet as its 101) would otherwise have that message emitted to no listener and lost.
       upstream.pause();

@@ -1,0 +1,20 @@
+/**
+ * The request id towards the API (`X-Request-Id`), kept apart from the header allow-list
+ * (headers.ts) because its value is the broker's, not the browser's: the id of this
+ * request as lib/http/request-id.ts decided it — the browser's own only when well-formed
+ * — so the API's log lines can be joined to the broker's. (The W3C `traceparent` is set
+ * by the upstream span, lib/ops/tracing.ts, when tracing is on.)
+ */
+import { currentRequestId } from '../http/request-context.ts';
+import { REQUEST_ID_HEADER } from '../http/request-id.ts';
+
+/** Sets the request id on headers bound for the API (HTTP `Headers` or a WebSocket handshake's record). */
+export function correlateUpstream(headers: Headers | Record<string, string>): void {
+  const requestId = currentRequestId();
+  if (headers instanceof Headers) {
+    if (requestId === undefined) headers.delete(REQUEST_ID_HEADER);
+    else headers.set(REQUEST_ID_HEADER, requestId);
+    return;
+  }
+  if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
+}
