@@ -53,7 +53,11 @@ const HEADERS_GETTER = {
 function linkToClientTrace(headers: Headers): Link[] {
   if (!headers.has('traceparent')) return [];
   const remote = trace.getSpanContext(propagation.extract(ROOT_CONTEXT, headers, HEADERS_GETTER));
-  return remote && trace.isSpanContextValid(remote) ? [{ context: remote, attributes: { 'cloakroom.link': 'client_traceparent' } }] : [];
+  if (!remote || !trace.isSpanContextValid(remote)) return [];
+  // The ids and flags only: the browser's `tracestate` is free text of its choosing and
+  // is neither exported nor passed on.
+  const linked = { traceId: remote.traceId, spanId: remote.spanId, traceFlags: remote.traceFlags, isRemote: true };
+  return [{ context: linked, attributes: { 'cloakroom.link': 'client_traceparent' } }];
 }
 
 /**
