@@ -22,6 +22,7 @@
  */
 import { context, propagation, trace } from '@opentelemetry/api';
 import { log } from '../log.ts';
+import { TRACING_ACTIVE } from './tracing.ts';
 
 type Env = Record<string, string | undefined>;
 
@@ -123,6 +124,7 @@ async function register(env: Env): Promise<Running> {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
+  (globalThis as { [TRACING_ACTIVE]?: boolean })[TRACING_ACTIVE] = true;
   log.info('tracing_started', { sampler: samplerName, serviceName: resource.attributes['service.name'] as string | undefined });
   return { shutdown: () => provider.shutdown() };
 }

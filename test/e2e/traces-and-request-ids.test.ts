@@ -117,7 +117,8 @@ describe('through npm start with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     stack = await startProductionStack({
       npmStart: true,
       liveRoute: true,
-      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_SERVICE_NAME: 'cloakroom-e2e' },
+      // RATE_LIMIT_AUTH=4: alice's sign-in takes two, the refusal test below exhausts the rest.
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_SERVICE_NAME: 'cloakroom-e2e', RATE_LIMIT_AUTH: '4' },
     });
     alice = new BrowserClient(stack.url);
     const callback = await alice.signIn('alice');
@@ -190,6 +191,24 @@ describe('through npm start with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
         .find((l) => l.event === 'proxy_path_refused' && l.requestId === 'log-correlated-1'),
     );
     assert.equal(line.level, 'warn');
+  });
+
+  test('a rate-limit refusal is logged with the network (/24 or /48), never the address, and carries X-Request-Id', async () => {
+    let refused: Response | undefined;
+    for (let i = 0; i < 6 && !refused; i++) {
+      const response = await fetch(`${stack.url}/auth/login`, { redirect: 'manual', headers: { 'x-request-id': `rl-${i}` } });
+      if (response.status === 429) refused = response;
+      else await response.body?.cancel();
+    }
+    assert.ok(refused, 'the sign-in budget ran out');
+    const id = refused.headers.get('x-request-id') ?? '';
+    assert.match(id, /^rl-\d$/);
+    assert.equal(((await refused.json()) as { error: string }).error, 'rate_limited');
+    const raw = await until('the refusal in the log', () => stack.serverStderr().split('\n').find((l) => l.includes('"event":"rate_limited"') && l.includes(`"requestId":"${id}"`)));
+    const line = JSON.parse(raw) as Record<string, unknown>;
+    assert.equal(line.scope, 'auth');
+    assert.match(String(line.network), /\/(24|48)$/);
+    for (const address of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) assert.ok(!raw.includes(`"${address}"`) && !raw.includes(`${address},`), `the line holds ${address}: ${raw}`);
   });
 
   test('the WebSocket handshake passes the request id and the trace context to the API', async () => {
