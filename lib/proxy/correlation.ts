@@ -6,14 +6,16 @@
  * by the upstream span, lib/ops/tracing.ts, when tracing is on.)
  */
 import { currentRequestId } from '../http/request-context.ts';
-import { REQUEST_ID_HEADER } from '../http/request-id.ts';
+import { isWellFormedRequestId, REQUEST_ID_HEADER } from '../http/request-id.ts';
 
 /** Sets the request id on headers bound for the API (HTTP `Headers` or a WebSocket handshake's record). */
 export function correlateUpstream(headers: Headers | Record<string, string>): void {
   const requestId = currentRequestId();
   if (headers instanceof Headers) {
-    if (requestId === undefined) headers.delete(REQUEST_ID_HEADER);
-    else headers.set(REQUEST_ID_HEADER, requestId);
+    // Outside a request scope (a host that does not make one): the browser's own id by
+    // the same rule, passed only when well-formed.
+    if (requestId !== undefined) headers.set(REQUEST_ID_HEADER, requestId);
+    else if (!isWellFormedRequestId(headers.get(REQUEST_ID_HEADER))) headers.delete(REQUEST_ID_HEADER);
     return;
   }
   if (requestId !== undefined) headers[REQUEST_ID_HEADER] = requestId;
