@@ -2,7 +2,7 @@
  * Logs and traces of the production server (issue 10, items 1 and 3), through `npm start`
  * (the front door), a real oidc-provider, the real demo APIs and a real OTLP/HTTP receiver
  * started here (a node:http server decoding what the OpenTelemetry exporter sends: OTLP
- * JSON). One check runs under `next start` (the route-handler host) with OTEL unset.
+ * JSON). Two stacks run under `next start` (the route-handler host): OTEL unset, and set.
  *   - X-Request-Id: a well-formed id is reflected and reaches the API; a malformed one is
  *     replaced; one is generated when absent; refusals (401/403/404 JSON) carry it; the
  *     broker's log lines for the request carry it.
@@ -10,6 +10,8 @@
  *     `traceparent` of the request's trace naming the upstream span, a browser's
  *     `traceparent` is a link, never the parent; no attribute holds a secret.
  *   - OTEL unset: nothing is exported, and the broker adds no trace header.
+ *   - under next start with OTEL set: the route handlers' spans, and Next.js's own spans
+ *     without the request-target (the callback's code and state).
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -140,7 +142,7 @@ describe('through npm start with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     assert.equal(echo.correlation.requestId, 'client-req.42:a_b');
   });
 
-  test('a malformed X-Request-Id is replaced, on the answer and towards the API alike; none is generated when absent', async () => {
+  test('a malformed X-Request-Id is replaced, on the answer and towards the API alike; one is generated when absent', async () => {
     for (const sent of ['x'.repeat(129), 'two words', 'a,b', '{"event":"forged"}', 'caf\u00e9']) {
       const response = await alice.api('/api/demo/items', { headers: { 'x-request-id': sent } });
       assert.equal(response.status, 200, sent);
@@ -336,5 +338,43 @@ describe('under next start (the route-handler host) with OTEL unset', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     if (receiver) assert.deepEqual(receiver.bodies, [], 'nothing was exported');
     assert.ok(!stack.serverStderr().includes('tracing_started'));
+  });
+});
+
+describe('under next start (the route-handler host) with OTEL_EXPORTER_OTLP_TRACES_ENDPOINT set', () => {
+  let stack: ProductionStack;
+  let receiver: Receiver;
+
+  before(async () => {
+    receiver = await startReceiver();
+    stack = await startProductionStack({ env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.url}/v1/traces`, OTEL_BSP_SCHEDULE_DELAY: '100' } });
+  });
+  after(async () => {
+    await stack?.close();
+    await receiver?.close();
+  });
+
+  test("the route handlers' spans are exported, the API joins the trace, and no span (Next.js's own included) holds the callback's query or a secret", async () => {
+    const alice = new BrowserClient(stack.url);
+    await alice.signIn('alice');
+    const response = await alice.api('/api/demo/items?x=secret-query-value');
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get('x-cloakroom-host'), null, 'answered by the route handler');
+    const echo = (await response.json()) as Echo;
+    const [, traceId, upstreamSpanId] = TRACEPARENT.exec(echo.correlation.traceparent ?? '') ?? [];
+    assert.ok(traceId && upstreamSpanId, `the API received a traceparent: ${echo.correlation.traceparent}`);
+    const request = await until('the request span', () => receiver.spans.find((s) => s.traceId === traceId && s.name === 'GET /api/demo'));
+    const upstream = await until('the upstream span', () => receiver.spans.find((s) => s.spanId === upstreamSpanId));
+    assert.equal(upstream.parentSpanId, request.spanId);
+    await until('the callback span', () => receiver.spans.find((s) => s.name === 'GET /auth/callback' && s.kind === 2));
+
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const exported = receiver.bodies.join('\n');
+    for (const [what, secret] of [...stack.issuedTokens.map((t, i): [string, string] => [`issued token #${i}`, t]), ['the client secret', stack.clientSecret], ['the query value', 'secret-query-value']] as Array<[string, string]>) {
+      assert.ok(!exported.includes(secret), `the exported spans hold ${what}`);
+    }
+    const values = receiver.spans.flatMap((s) => (s.attributes ?? []).map((a) => `${a.key}=${String(a.value.stringValue ?? '')}`));
+    assert.ok(!values.some((v) => v.includes('?') || /[?&](code|state|iss)=/.test(v)), `an attribute holds a query: ${values.filter((v) => v.includes('?')).join(' ')}`);
+    assert.ok(!values.some((v) => v.startsWith('http.target=')), 'http.target is scrubbed');
   });
 });
