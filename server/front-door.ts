@@ -13,6 +13,7 @@ import { runInRequestContext } from '../lib/http/request-context.ts';
 import { REQUEST_ID_HEADER, requestIdFrom } from '../lib/http/request-id.ts';
 import { inRequestScope } from '../lib/http/request-scope.ts';
 import { log } from '../lib/log.ts';
+import { traceUpgrade } from '../lib/ops/tracing.ts';
 import { handleUpgrade } from '../lib/proxy/websocket.ts';
 import { sendResponse, toRequest } from './adapter.ts';
 
@@ -134,7 +135,7 @@ export function createFrontDoor({ origin, next, nextUpgrades }: FrontDoorOptions
     const pathname = (req.url ?? '/').split('?', 1)[0] as string;
     if (pathname === '/api' || pathname.startsWith('/api/')) {
       // The handshake's log lines and the API's handshake carry the request id too.
-      void runInRequestContext(requestIdFrom(req.headers[REQUEST_ID_HEADER]), () => handleUpgrade(req, socket, head)).catch(() => socket.destroy());
+      void runInRequestContext(requestIdFrom(req.headers[REQUEST_ID_HEADER]), () => traceUpgrade(() => handleUpgrade(req, socket, head))).catch(() => socket.destroy());
       return;
     }
     if (nextUpgrades && pathname.startsWith('/_next/')) {

@@ -5,9 +5,10 @@
  * never even loaded then.
  *
  * Spans (README "Traces"):
- *   `{METHOD} {route}` (SERVER)  one per broker request; `route` is the endpoint's path from
- *                                lib/http/endpoints.ts, refined by the proxy to the route
- *                                table's `path` — never the request's own path or query.
+ *   `{METHOD} {route}` (SERVER)  one per broker request and WebSocket upgrade; `route` is the
+ *                                endpoint's path from lib/http/endpoints.ts, refined by the
+ *                                proxy to the route table's `path` — never the request's own
+ *                                path or query.
  *   `token refresh` (INTERNAL)   the refresh at the provider (lib/tokens/manager.ts), once
  *                                per single-flight.
  *   `{METHOD} upstream` (CLIENT) the call to the API (lib/proxy/forward.ts, the WebSocket
@@ -97,6 +98,21 @@ export async function traceRequest(method: string, endpointPath: string, headers
       }
     },
   );
+}
+
+/**
+ * A WebSocket upgrade on `/api/*` (the front door's, lib/proxy/websocket.ts): the same
+ * SERVER span as a request, a new root too, ended once the handshake is relayed or refused.
+ */
+export async function traceUpgrade(run: () => Promise<void>): Promise<void> {
+  if (!tracingActive()) return run();
+  return tracer().startActiveSpan('GET /api', { kind: SpanKind.SERVER, root: true, attributes: { 'http.request.method': 'GET', 'http.route': '/api', 'cloakroom.websocket': true } }, async (span) => {
+    try {
+      await run();
+    } finally {
+      span.end();
+    }
+  });
 }
 
 /** The proxy matched a route: the request span is named after the route table's `path`. */

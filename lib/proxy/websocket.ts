@@ -6,7 +6,8 @@ import { ConfigError, getConfig, type Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
-import { startUpstreamSpan } from '../ops/tracing.ts';
+import { nameRequestRoute, startUpstreamSpan } from '../ops/tracing.ts';
+import { currentRequestId } from '../http/request-context.ts';
 import { correlateUpstream } from './correlation.ts';
 import { checkHost } from '../security/host.ts';
 import { watchSession } from '../session/lifetime-watch.ts';
@@ -80,6 +81,9 @@ export async function refuseUpgrade(socket: Duplex, error: unknown, extraHeaders
     if (name !== 'set-cookie') lines.push(`${name}: ${value}`);
   });
   for (const cookie of response.headers.getSetCookie()) lines.push(`set-cookie: ${cookie}`);
+  // Well-formed by construction (lib/http/request-id.ts): no CR/LF can reach this line.
+  const requestId = currentRequestId();
+  if (requestId !== undefined) lines.push(`x-request-id: ${requestId}`);
   lines.push('connection: close', `content-length: ${Buffer.byteLength(body)}`);
   if (!socket.writable) return void socket.destroy();
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
@@ -130,6 +134,7 @@ async function admit(request: IncomingMessage, config: Config, store: KeyValueSt
   const matched = matchRoute(config.routes, pathname);
   if (!matched || !matched.route.websocket) throw new BrokerError('not_found', { publicMessage: matched ? 'this route does not accept WebSockets' : undefined });
   const { route, remainder } = matched;
+  nameRequestRoute('GET', route.path);
   if (shadowsLongerRoute(config.routes, pathname, route)) throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
   if (!route.methods.has('GET')) throw new BrokerError('method_not_allowed', { headers: [['allow', [...route.methods].join(', ')]] });
   const target = buildUpstreamUrl(route, remainder, search);

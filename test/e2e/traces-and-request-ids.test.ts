@@ -227,6 +227,24 @@ describe('through npm start with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     assert.equal(span.name, 'GET upstream');
     assert.equal(attribute(span, 'cloakroom.route'), '/api/live');
     assert.equal(attribute(span, 'http.response.status_code'), 101);
+    const upgrade = await until('the upgrade span', () => receiver.spans.find((s) => s.spanId === span.parentSpanId));
+    assert.equal(upgrade.name, 'GET /api/live');
+    assert.equal(upgrade.kind, 2, 'SERVER');
+    assert.equal(upgrade.traceId, traceId);
+  });
+
+  test('a refused WebSocket upgrade carries X-Request-Id too', async () => {
+    const ws = new WebSocket(`${stack.url.replace(/^http/, 'ws')}/api/live/socket`, { headers: { origin: stack.url, 'x-request-id': 'ws-refused-1' }, perMessageDeflate: false });
+    const answer = await new Promise<{ status: number; id: unknown }>((resolve, reject) => {
+      ws.once('unexpected-response', (_request, response) => {
+        response.resume();
+        resolve({ status: response.statusCode as number, id: response.headers['x-request-id'] });
+      });
+      ws.once('open', () => reject(new Error('the upgrade was accepted without a session')));
+      ws.once('error', () => undefined);
+    });
+    ws.terminate();
+    assert.deepEqual(answer, { status: 401, id: 'ws-refused-1' });
   });
 
   test('span tree: request span → refresh span and upstream span; the API joined the trace; a browser traceparent is only a link', async () => {
