@@ -90,13 +90,14 @@ describe('redaction', () => {
   });
 
   it("masks credential names inside an object that slipped through a cast (pino's paths, second line)", () => {
-    const smuggled = { headers: { cookie: SECRET, authorization: `Bearer ${SECRET}`, accept: 'text/html' }, body: { refresh_token: SECRET, id_token: SECRET, grant_type: 'refresh_token' } };
+    const smuggled = { headers: { cookie: SECRET, authorization: `Bearer ${SECRET}`, 'set-cookie': SECRET, dpop: SECRET, accept: 'text/html' }, body: { refresh_token: SECRET, id_token: SECRET, grant_type: 'refresh_token' } };
     const lines = captured(() => log.warn('oops', smuggled as unknown as Record<string, string>));
     const text = JSON.stringify(lines);
     assert.ok(!text.includes(SECRET), text);
     const line = lines[0] as { headers: Record<string, string>; body: Record<string, string> };
     assert.equal(line.headers.cookie, '[redacted]');
     assert.equal(line.headers.authorization, '[redacted]');
+    assert.equal(line.headers['set-cookie'], '[redacted]');
     assert.equal(line.headers.accept, 'text/html');
     assert.equal(line.body.grant_type, 'refresh_token');
     assert.ok(REDACTED_PATHS.includes('*.refresh_token'));
