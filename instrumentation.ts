@@ -5,6 +5,11 @@
  */
 export async function register(): Promise<void> {
   if (process.env.NEXT_RUNTIME === 'nodejs') {
+    // Traces when OTEL_* asks for them (README "Traces"): the same path on `next start` and
+    // on Vercel, the SDK loaded only then. Under `npm start` scripts/start.ts has already
+    // started it, and this finds that one.
+    const { startTracing } = await import('./lib/ops/tracing-sdk.ts');
+    await startTracing();
     // Before the first request is handled: `next start` drops the socket's peer when the
     // client sends its own X-Forwarded-For; rate limits need it (lib/ops/client-address.ts).
     const { installPeerHook } = await import('./lib/ops/client-address.ts');

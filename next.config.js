@@ -58,7 +58,17 @@ const nextConfig = {
   // is shared by every route bundle and by instrumentation.ts (lib/oidc/provider.ts keeps
   // it on globalThis), and openid-client checks it with `instanceof` — a bundled copy per
   // bundle would refuse another bundle's Configuration.
-  serverExternalPackages: ['oidc-provider', 'openid-client'],
+  // The OpenTelemetry SDK is loaded by Node when traces are configured (lib/ops/tracing-sdk.ts),
+  // one copy per process, never bundled (its `#platform` imports pick Node's build at run time).
+  serverExternalPackages: [
+    'oidc-provider',
+    'openid-client',
+    '@opentelemetry/sdk-trace',
+    '@opentelemetry/exporter-trace-otlp-http',
+    '@opentelemetry/context-async-hooks',
+    '@opentelemetry/core',
+    '@opentelemetry/resources',
+  ],
   async headers() {
     // Every path but /api and /api/...: those answers are the APIs' own, with their own headers.
     return [{ source: '/((?!api/|api$).*)', headers: securityHeaders }];

@@ -44,6 +44,11 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
   res.end(payload);
 }
 
+function correlationOf(req: IncomingMessage): { requestId: string | null; traceparent: string | null; tracestate: string | null } {
+  const one = (value: string | string[] | undefined) => (typeof value === 'string' ? value : null);
+  return { requestId: one(req.headers['x-request-id']), traceparent: one(req.headers.traceparent), tracestate: one(req.headers.tracestate) };
+}
+
 function unauthorized(res: ServerResponse): void {
   sendJson(res, 401, { error: 'invalid_token' }, { 'www-authenticate': 'Bearer error="invalid_token"' });
 }
@@ -156,6 +161,9 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
       clientId: payload.client_id,
       issuedAt: payload.iat,
       expiresAt: payload.exp,
+      // What lets the API's own logs and spans join the broker's: the request id and the
+      // W3C trace context the broker sent (README "Logs", "Traces").
+      correlation: correlationOf(req),
     });
   };
 
@@ -181,7 +189,7 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
       .then(
         ({ payload }) => {
           echo.handleUpgrade(req, socket, head, (ws) => {
-            ws.send(JSON.stringify({ hello: { api: name, path: req.url, subject: payload.sub, expiresAt: payload.exp, cookie: req.headers.cookie ?? null, protocol: ws.protocol } }));
+            ws.send(JSON.stringify({ hello: { api: name, path: req.url, subject: payload.sub, expiresAt: payload.exp, cookie: req.headers.cookie ?? null, protocol: ws.protocol, correlation: correlationOf(req) } }));
             ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
           });
         },

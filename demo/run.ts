@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import pretty from 'pino-pretty';
 import { DEMO_USERS, loadOrCreateDemoJwks, startDevIdp } from './idp.ts';
 import { startDemoApi } from './api.ts';
 
@@ -99,9 +100,15 @@ broker.on('exit', (code) => {
     void stop(code ?? 1);
   }
 });
+/**
+ * The broker's log, human-readable: it writes JSON lines (lib/log.ts) and they are
+ * prettified here, in the demo's process, never inside the broker (pino transports run
+ * worker threads, which Next.js bundles do not survive). Lines that are not JSON pass as they are.
+ */
+const readableLog = pretty({ colorize: Boolean(process.stderr.isTTY), messageKey: 'event', destination: 2, translateTime: 'SYS:HH:MM:ss.l', sync: true });
 let announced = false;
 broker.stderr?.on('data', (chunk: Buffer) => {
-  process.stderr.write(chunk);
+  readableLog.write(chunk);
   const text = chunk.toString();
   if (!announced && text.includes('"event":"server_listening"')) {
     announced = true;

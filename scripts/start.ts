@@ -49,6 +49,11 @@ try {
   throw error;
 }
 
+// Traces (OTEL_* set) before Next is loaded, so that one SDK serves this process — the
+// front door's spans and Next's own; instrumentation.ts then finds it (lib/ops/tracing-sdk.ts).
+const { startTracing, stopTracing } = await import('../lib/ops/tracing-sdk.ts');
+await startTracing();
+
 // As `next start` does; before Next is loaded, which reads it.
 (process.env as Record<string, string>).NODE_ENV ??= 'production';
 const { default: next } = await import('next');
@@ -89,7 +94,8 @@ const DRAIN_MS = 10_000;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     // No new connections; idle keep-alive ones go now, busy ones when their answer ends.
-    server.close(() => void app.close().finally(() => process.exit(0)));
+    // Spans still queued are sent before the process goes (a no-op without tracing).
+    server.close(() => void app.close().then(stopTracing).finally(() => process.exit(0)));
     server.closeIdleConnections();
     setTimeout(() => {
       server.closeAllConnections();

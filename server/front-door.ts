@@ -8,8 +8,12 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { findEndpoint, ROUTE_METHODS, type Endpoint, type RouteMethod } from '../lib/http/endpoints.ts';
+import { endpointPathOf, findEndpoint, ROUTE_METHODS, type Endpoint, type RouteMethod } from '../lib/http/endpoints.ts';
+import { runInRequestContext } from '../lib/http/request-context.ts';
+import { REQUEST_ID_HEADER, requestIdFrom } from '../lib/http/request-id.ts';
+import { inRequestScope } from '../lib/http/request-scope.ts';
 import { log } from '../lib/log.ts';
+import { traceUpgrade } from '../lib/ops/tracing.ts';
 import { handleUpgrade } from '../lib/proxy/websocket.ts';
 import { sendResponse, toRequest } from './adapter.ts';
 
@@ -94,6 +98,9 @@ export function createFrontDoor({ origin, next, nextUpgrades, frontend }: FrontD
       return;
     }
     res.setHeader(FRONT_DOOR_HEADER, 'front-door');
+    // Decided here, not in the scope: the answers below that the front door writes itself carry it too.
+    const requestId = requestIdFrom(req.headers[REQUEST_ID_HEADER]);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
     if (NEVER_FORWARDED.has(method)) {
       answerJson(res, 405, NOT_ALLOWED_BODY, { allow: found.allow.join(', ') });
       return;
@@ -112,7 +119,8 @@ export function createFrontDoor({ origin, next, nextUpgrades, frontend }: FrontD
       answerJson(res, 400, INVALID_BODY);
       return;
     }
-    route(request)
+    // The span's route: the endpoint's key, or `frontend` for the web app's paths (never the raw path).
+    inRequestScope(endpointPathOf(pathname) ?? 'frontend', route, request, requestId)
       .then((response) => sendResponse(response, req, res))
       .catch((error: unknown) => {
         // endpoint() turns every throw into the contract's answer; reaching here is a bug.
@@ -136,7 +144,8 @@ export function createFrontDoor({ origin, next, nextUpgrades, frontend }: FrontD
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const pathname = (req.url ?? '/').split('?', 1)[0] as string;
     if (pathname === '/api' || pathname.startsWith('/api/')) {
-      void handleUpgrade(req, socket, head).catch(() => socket.destroy());
+      // The handshake's log lines and the API's handshake carry the request id too.
+      void runInRequestContext(requestIdFrom(req.headers[REQUEST_ID_HEADER]), () => traceUpgrade(() => handleUpgrade(req, socket, head))).catch(() => socket.destroy());
       return;
     }
     if (nextUpgrades && pathname.startsWith('/_next/')) {

@@ -23,6 +23,7 @@ import { handleProxy } from '../proxy/handler.ts';
 import { handleSession } from '../session/endpoint.ts';
 import { handleListSessions, handleRevokeSessions } from '../session/sessions-endpoint.ts';
 import { endpoint, type EndpointOptions, type Handler } from './handler.ts';
+import { scopedRoutes } from './request-scope.ts';
 import { jsonResponse, methodNotAllowed } from './responses.ts';
 
 export type Route = (request: Request) => Promise<Response>;
@@ -109,9 +110,19 @@ export function findEndpoint(pathname: string): Endpoint | undefined {
   return undefined;
 }
 
-/** What an app/ route file exports: `export const { GET, HEAD, … } = routeHandlers('/auth/login')`. */
+/** The table's key for a path (the exact path, or the prefix that serves it): the name spans carry, never the request's own path. */
+export function endpointPathOf(pathname: string): string | undefined {
+  if (ENDPOINTS[pathname]) return pathname;
+  return PREFIX_ENDPOINTS.find(([prefix]) => pathname === prefix || pathname.startsWith(`${prefix}/`))?.[0];
+}
+
+/**
+ * What an app/ route file exports: `export const { GET, HEAD, … } = routeHandlers('/auth/login')`,
+ * each inside the request scope (request id, span; lib/http/request-scope.ts), as the
+ * front door runs them.
+ */
 export function routeHandlers(path: string): Readonly<Record<RouteMethod, Route>> {
   const found = ENDPOINTS[path] ?? PREFIX_ENDPOINTS.find(([prefix]) => prefix === path)?.[1];
   if (!found) throw new Error(`no endpoint ${path} in lib/http/endpoints.ts`);
-  return found.handlers;
+  return scopedRoutes(path, found.handlers);
 }

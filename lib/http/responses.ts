@@ -1,5 +1,6 @@
 import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
+import { noteErrorCode } from '../ops/tracing.ts';
 import { StoreUnavailableError } from '../stores/store.ts';
 
 /** Every JSON answer of the broker's own is private to one user: never cached anywhere. */
@@ -21,9 +22,11 @@ export function errorResponse(error: unknown, extraHeaders: Array<[string, strin
     // (401, a cleared cookie) would sign every user out during a Redis blip. Callers add
     // no session-clearing cookie on this path (the store fails before they decide).
     log.warn('store_unavailable', {});
+    noteErrorCode('store_unavailable');
     return jsonResponse({ error: 'store_unavailable' }, 503, [...extraHeaders, ['retry-after', '1']]);
   }
   if (error instanceof BrokerError) {
+    noteErrorCode(error.code);
     const body: Record<string, string> = { error: error.code };
     if (error.publicMessage) body.message = error.publicMessage;
     const headers = new Headers();
@@ -31,6 +34,7 @@ export function errorResponse(error: unknown, extraHeaders: Array<[string, strin
     return jsonResponse(body, error.status, headers);
   }
   log.error('unexpected_error', { errorName: error instanceof Error ? error.name : typeof error });
+  noteErrorCode('server_error');
   return jsonResponse({ error: 'server_error' }, 500, extraHeaders);
 }
 

@@ -1,8 +1,9 @@
 import { RateLimiterMemory, RateLimiterRedis, RLWrapperTimeouts, type RateLimiterAbstract, type RateLimiterRes } from 'rate-limiter-flexible';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
+import { log } from '../log.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
-import { addressBucket, clientAddress } from './client-address.ts';
+import { addressBucket, addressNetwork, clientAddress } from './client-address.ts';
 import { metrics } from './metrics.ts';
 import { rateLimitBackendFor } from './rate-limit-redis.ts';
 
@@ -138,7 +139,16 @@ function isVerdict(outcome: unknown): outcome is RateLimiterRes {
     && typeof (outcome as RateLimiterRes).msBeforeNext === 'number';
 }
 
-async function consume(limiter: RateLimiterAbstract, key: string, scope: RateLimitScope): Promise<void> {
+/**
+ * Where a refused caller is, for the log: the /24 or /48 of its address (what the session
+ * list shows), never the address itself — a log line must not point at one device. A
+ * session-keyed refusal needs none (the session is the key; its id is not logged either).
+ */
+function refusedNetwork(request: Request, config: Config, peer: string | undefined): () => string {
+  return () => addressNetwork(clientAddress(request, config, peer));
+}
+
+async function consume(limiter: RateLimiterAbstract, key: string, scope: RateLimitScope, network?: () => string): Promise<void> {
   const ready = registry().backend?.ready;
   if (ready) await ready;
   try {
@@ -149,6 +159,7 @@ async function consume(limiter: RateLimiterAbstract, key: string, scope: RateLim
     if (!isVerdict(outcome)) return;
     metrics.rateLimited.inc({ scope });
     const retryAfter = Math.max(1, Math.ceil(outcome.msBeforeNext / 1000));
+    log.warn('rate_limited', { scope, keyKind: network ? 'address' : 'session', network: network?.(), retryAfter });
     throw new BrokerError('rate_limited', { headers: [['retry-after', String(retryAfter)]] });
   }
 }
@@ -162,7 +173,7 @@ export async function limitApiCall(request: Request, config: Config, sessionId: 
   const limiter = limiterFor(config, 'api');
   if (!limiter) return;
   const key = sessionId ? sessionKey(config, sessionId) : addressKey(config, request, peer);
-  await consume(limiter, key, 'api');
+  await consume(limiter, key, 'api', sessionId ? undefined : refusedNetwork(request, config, peer));
 }
 
 /**
@@ -172,5 +183,5 @@ export async function limitApiCall(request: Request, config: Config, sessionId: 
 export async function limitSignIn(request: Request, config: Config, peer?: string): Promise<void> {
   const limiter = limiterFor(config, 'auth');
   if (!limiter) return;
-  await consume(limiter, addressKey(config, request, peer), 'auth');
+  await consume(limiter, addressKey(config, request, peer), 'auth', refusedNetwork(request, config, peer));
 }

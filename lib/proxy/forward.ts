@@ -1,6 +1,7 @@
 import { Readable, Transform } from 'node:stream';
 import { Agent, errors as undiciErrors } from 'undici';
 import { BrokerError } from '../errors.ts';
+import { startUpstreamSpan } from '../ops/tracing.ts';
 import type { UpstreamTarget } from './path.ts';
 import type { Route } from './route-table.ts';
 
@@ -73,7 +74,13 @@ export async function forward(
   route: Route,
   options: ForwardOptions,
 ): Promise<UpstreamAnswer> {
-  const settle = once(options.onSettled);
+  // The upstream span covers the whole exchange, body included: it ends when it settles.
+  const span = startUpstreamSpan(method, route.path, target.origin);
+  let failure: string | undefined;
+  const settle = once(() => {
+    span.end(failure);
+    options.onSettled?.();
+  });
   // M8: one deadline for everything before the answer's headers — waiting for a pooled
   // connection (undici's own timers start only once a socket is assigned, so a saturated
   // pool would otherwise queue forever), connecting, and the API's think time. An upload
@@ -105,6 +112,8 @@ export async function forward(
     upload.pipe(sent);
   }
   const streaming = isStreaming(route, headers);
+  const outgoing = Object.fromEntries(headers);
+  span.inject(outgoing);
   try {
     // The dispatcher's own `request` with `origin` and the raw `path`: undici's top-level
     // `request(url)` would parse the URL again and re-encode the query.
@@ -112,7 +121,7 @@ export async function forward(
       origin: target.origin,
       path: target.path,
       method: method as 'GET',
-      headers: Object.fromEntries(headers),
+      headers: outgoing,
       body: sent,
       signal: AbortSignal.any([options.signal, deadline.signal]),
       headersTimeout: route.timeoutMs,
@@ -121,6 +130,7 @@ export async function forward(
     } as Parameters<typeof ordinaryPool.request>[0]);
     answered = true;
     clearTimeout(timer);
+    span.answered(answer.statusCode);
     if (answer.statusCode < 200 || answer.statusCode > 599) {
       // A status a Response cannot carry (999, an unasked-for 1xx) is a broken upstream.
       answer.body.resume();
@@ -139,6 +149,8 @@ export async function forward(
   } catch (error) {
     answered = true;
     clearTimeout(timer);
+    const failed = classify(error, deadline.signal);
+    failure = failed.code;
     settle();
     // The browser's body may still be arriving: read it to the end and drop it, as Node
     // does with a body nobody read, so that the browser's connection is not left
@@ -147,7 +159,7 @@ export async function forward(
       upload.unpipe();
       upload.resume();
     }
-    throw classify(error, deadline.signal);
+    throw failed;
   }
 }
 

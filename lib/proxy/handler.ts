@@ -17,6 +17,8 @@ import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
 import { rawPathAndQuery } from '../http/raw-target.ts';
 import { matchRoute, shadowsLongerRoute, type Route } from './route-table.ts';
+import { correlateUpstream } from './correlation.ts';
+import { nameRequestRoute } from '../ops/tracing.ts';
 
 /** A session cookie an answer must write: refreshed tokens, or idle activity. */
 export interface PendingWrite {
@@ -155,6 +157,7 @@ async function proxyPipeline(request: Request, config: Config, store: KeyValueSt
     if (!matched) throw new BrokerError('not_found');
     const { route, remainder } = matched;
     observed.route = route.path;
+    nameRequestRoute(request.method, route.path);
     if (shadowsLongerRoute(config.routes, url.pathname, route)) {
       // `/api/orders;x/delete`, `/api/ORDERS/x`, `/api/orders./x` would match `/api` and
       // reach a server that reads them as `/orders/...` (Tomcat, Express, IIS): the
@@ -184,6 +187,7 @@ async function proxyPipeline(request: Request, config: Config, store: KeyValueSt
       forwardedHost: config.forwarded.host,
       forwardHeaders: route.forwardHeaders,
     });
+    correlateUpstream(upstreamHeaders);
     const contentLength = request.headers.get('content-length');
     if (contentLength !== null && /^\d+$/.test(contentLength)) upstreamHeaders.set('content-length', contentLength);
 

@@ -6,6 +6,9 @@ import { ConfigError, getConfig, type Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
+import { nameRequestRoute, startUpstreamSpan } from '../ops/tracing.ts';
+import { currentRequestId } from '../http/request-context.ts';
+import { correlateUpstream } from './correlation.ts';
 import { checkHost } from '../security/host.ts';
 import { watchSession } from '../session/lifetime-watch.ts';
 import { getStore, type KeyValueStore } from '../stores/index.ts';
@@ -78,6 +81,9 @@ export async function refuseUpgrade(socket: Duplex, error: unknown, extraHeaders
     if (name !== 'set-cookie') lines.push(`${name}: ${value}`);
   });
   for (const cookie of response.headers.getSetCookie()) lines.push(`set-cookie: ${cookie}`);
+  // Well-formed by construction (lib/http/request-id.ts): no CR/LF can reach this line.
+  const requestId = currentRequestId();
+  if (requestId !== undefined) lines.push(`x-request-id: ${requestId}`);
   lines.push('connection: close', `content-length: ${Buffer.byteLength(body)}`);
   if (!socket.writable) return void socket.destroy();
   socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
@@ -128,6 +134,7 @@ async function admit(request: IncomingMessage, config: Config, store: KeyValueSt
   const matched = matchRoute(config.routes, pathname);
   if (!matched || !matched.route.websocket) throw new BrokerError('not_found', { publicMessage: matched ? 'this route does not accept WebSockets' : undefined });
   const { route, remainder } = matched;
+  nameRequestRoute('GET', route.path);
   if (shadowsLongerRoute(config.routes, pathname, route)) throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
   if (!route.methods.has('GET')) throw new BrokerError('method_not_allowed', { headers: [['allow', [...route.methods].join(', ')]] });
   const target = buildUpstreamUrl(route, remainder, search);
@@ -153,6 +160,17 @@ function connectUpstream(admitted: Admitted, protocols: string[], abandon: Abort
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {};
     if (admitted.accessToken) headers.authorization = `Bearer ${admitted.accessToken}`;
+    correlateUpstream(headers);
+    // The handshake's span: from the upgrade request to the API's 101 (or its refusal).
+    const span = startUpstreamSpan('GET', admitted.route.path, admitted.upstreamUrl.origin);
+    span.inject(headers);
+    let spanEnded = false;
+    const endSpan = (failure?: string) => {
+      if (spanEnded) return;
+      spanEnded = true;
+      if (!failure) span.answered(101);
+      span.end(failure);
+    };
     const upstream = new WebSocket(admitted.upstreamUrl, protocols, {
       headers,
       perMessageDeflate: false,
@@ -162,10 +180,12 @@ function connectUpstream(admitted: Admitted, protocols: string[], abandon: Abort
     });
     const timer = setTimeout(() => {
       upstream.terminate();
+      endSpan('upstream_timeout');
       reject(new BrokerError('upstream_timeout'));
     }, admitted.route.timeoutMs);
     const fail = (error: BrokerError) => {
       clearTimeout(timer);
+      endSpan(error.code);
       reject(error);
     };
     abandon.addEventListener('abort', () => {
@@ -182,6 +202,7 @@ function connectUpstream(admitted: Admitted, protocols: string[], abandon: Abort
     upstream.on('error', (error) => fail(new BrokerError('upstream_unavailable', { cause: error })));
     upstream.once('open', () => {
       clearTimeout(timer);
+      endSpan();
       // Paused until the relay listens: an API that speaks first (a greeting in the same
       // packet as its 101) would otherwise have that message emitted to no listener and lost.
       upstream.pause();

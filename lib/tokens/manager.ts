@@ -5,6 +5,7 @@ import { log } from '../log.ts';
 import { describeProviderError, getProvider, tokenEndpointFailure } from '../oidc/provider.ts';
 import { tokenFromResponse } from '../oidc/tokens.ts';
 import { metrics } from '../ops/metrics.ts';
+import { inSpan, noteRefreshOutcome } from '../ops/tracing.ts';
 import { endSession } from '../session/revocation.ts';
 import { sessionHandle, type AccessToken, type Session } from '../session/session.ts';
 import { storeKeys } from '../stores/keys.ts';
@@ -193,7 +194,10 @@ function refreshOnce(session: Session, resource: string, seen: LoadedRecord, con
   if (!flights) inFlight.set(store, (flights = new Map()));
   const running = flights.get(session.id);
   if (running) return running;
-  const flight = refreshUnderLock(session, resource, seen, config, store).finally(() => flights.delete(session.id));
+  // One span per refresh actually run (callers that join a flight in progress share it).
+  const flight = inSpan('token refresh', { 'cloakroom.resource': resource || 'default' }, () => refreshUnderLock(session, resource, seen, config, store)).finally(() =>
+    flights.delete(session.id),
+  );
   flights.set(session.id, flight);
   return flight;
 }
@@ -236,11 +240,13 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     const failure = classifyRefreshFailure(error);
     if (failure === 'grant_gone') {
       metrics.refresh.inc({ outcome: 'rejected' });
+      noteRefreshOutcome('rejected');
       log.info('refresh_rejected', { resource: resource || undefined });
       await deleteRecord(session, config, store);
       throw new BrokerError('session_expired', { publicMessage: 'the identity provider ended this session', cause: error, endsSession: true });
     }
     metrics.refresh.inc({ outcome: 'failed' });
+    noteRefreshOutcome('failed');
     if (failure === 'unknown') {
       // Error codes and operator words, never `error.name`: production builds minify class names.
       const described = describeProviderError(error);
@@ -255,6 +261,7 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
   const claims = response.claims();
   if (claims && (claims.sub !== session.sub || claims.iss !== session.iss)) {
     metrics.refresh.inc({ outcome: 'failed' });
+    noteRefreshOutcome('failed');
     log.warn('refresh_identity_mismatch', { session: sessionHandle(session) });
     await endIndeterminate(session, latest, [refreshToken, response.refresh_token].filter((t): t is string => !!t), config, store);
   }
@@ -278,6 +285,7 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     return { loaded: await readRecord(session, config, store) };
   }
   metrics.refresh.inc({ outcome: 'ok' });
+  noteRefreshOutcome('ok');
   return { loaded: written, idToken: response.id_token };
 }
 

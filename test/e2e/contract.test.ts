@@ -547,5 +547,17 @@ describe('the contract, against the production build', () => {
     for (const [what, secret] of secrets) assert.ok(!logs.includes(secret), `the logs hold ${what}`);
     assert.doesNotMatch(logs, JWT, 'the logs hold a JWT');
     assert.doesNotMatch(logs, /Fe26\.2\*/, 'the logs hold an iron seal');
+    // pino's lines (lib/log.ts): every JSON line parses; lines written for a request carry
+    // a well-formed request id; no field holds a user's full address (rate limits log a /24 or /48).
+    const lines = stack
+      .serverStderr()
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.ok(lines.some((line) => line.event === 'sign_in' && typeof line.requestId === 'string'), 'a request\'s lines carry its request id');
+    for (const line of lines) {
+      if (line.requestId !== undefined) assert.match(String(line.requestId), /^[A-Za-z0-9._:-]{1,128}$/, JSON.stringify(line));
+      for (const value of Object.values(line)) assert.ok(!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(String(value)), `a field holds the client's address: ${JSON.stringify(line)}`);
+    }
   });
 });
