@@ -74,10 +74,11 @@ async function clientAuthentication(config: Config): Promise<client.ClientAuth> 
   if (clientAuth === 'client_secret_post') return client.ClientSecretPost(clientSecret);
   if (clientAuth === 'client_secret_basic_unencoded') return clientSecretBasicUnencoded(clientSecret as string);
   if (clientAuth === 'private_key_jwt') {
-    const jwk = clientPrivateKey as JsonWebKey & { kid?: string; alg?: string };
-    const alg = jwk.alg ?? (jwk.kty === 'EC' ? 'ES256' : jwk.kty === 'OKP' ? 'Ed25519' : 'RS256');
+    // The first key of OIDC_CLIENT_PRIVATE_KEY signs (lib/config/client-keys.ts filled in
+    // kid and alg); its kid in the header lets a provider holding our jwks_uri pick it.
+    const jwk = config.oidc.clientKeys[0]?.privateJwk ?? (clientPrivateKey as JsonWebKey & { kid: string; alg: string });
     const { importJWK } = await import('jose');
-    const key = (await importJWK(jwk, alg)) as CryptoKey;
+    const key = (await importJWK(jwk, jwk.alg)) as CryptoKey;
     return client.PrivateKeyJwt({ key, kid: jwk.kid });
   }
   return client.ClientSecretBasic(clientSecret);
