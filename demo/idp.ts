@@ -825,7 +825,7 @@ function registerTokenExchange(
       if (!audience || !allowed) throw new errors.InvalidTarget('audience not allowed for token exchange');
       const allowedScopes = new Set(allowed.scope.split(' '));
       const requested = (params.scope ?? '').split(' ').filter(Boolean);
-      if (requested.length === 0 || requested.some((scope) => !allowedScopes.has(scope))) throw new errors.InvalidScope('requested scope is not allowed for this audience');
+      if (requested.length === 0 || requested.some((scope) => !allowedScopes.has(scope))) throw new errors.InvalidScope('requested scope is not allowed for this audience', params.scope ?? '');
       const ttl = allowed.accessTokenTtl ?? defaultTtl;
       const resourceServer = new provider.ResourceServer(audience, {
         audience,

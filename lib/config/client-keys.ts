@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, type JsonWebKey as NodeJsonWebKey, type KeyObject } from 'node:crypto';
 
 /**
  * The broker's own `private_key_jwt` keys (OIDC_CLIENT_PRIVATE_KEY): one private JWK, or
@@ -91,7 +91,7 @@ function keyProblems(entry: unknown, where: string): { key: ClientKey } | { prob
   const problems: string[] = [];
   let privateKey: KeyObject | undefined;
   try {
-    privateKey = createPrivateKey({ key: jwk as JsonWebKey, format: 'jwk' });
+    privateKey = createPrivateKey({ key: jwk as NodeJsonWebKey, format: 'jwk' });
   } catch {
     problems.push(`${where} cannot be read as a private JWK (kty ${JSON.stringify(String(jwk.kty ?? 'missing'))}): check that it is complete and unaltered`);
   }

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { startDemoApi, type DemoApi } from '../../demo/api.ts';
-import { startDevIdp, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
+import { startDevIdp, type DevClient, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
 import { BROKER_ENV_KEYS } from './stack.ts';
 import { freePort } from './ports.ts';
 
@@ -66,6 +66,10 @@ export interface ProductionStackOptions {
   npmStart?: boolean;
   /** Adds `/api/live`: the demo API again, with `"websocket": true` (its WebSocket echo). */
   liveRoute?: boolean;
+  /** More routes, built once the provider runs (an API of the test's own needs its issuer). */
+  extraRoutes?: (idp: DevIdp) => Promise<Array<Record<string, unknown>>>;
+  /** Merged over the broker's client registration at the provider (e.g. private_key_jwt with a jwks_uri). */
+  client?: Partial<DevClient>;
 }
 
 export { freePort };
@@ -147,6 +151,7 @@ export async function startProductionStack(options: ProductionStackOptions = {})
           redirect_uris: [`${url}/auth/callback`],
           post_logout_redirect_uris: [`${url}/`],
           backchannel_logout_uri: `${url}/auth/backchannel-logout`,
+          ...options.client,
         },
       ],
     });
@@ -177,6 +182,7 @@ export async function startProductionStack(options: ProductionStackOptions = {})
     if (options.liveRoute) {
       routes.push({ path: '/api/live', upstream: demoApi.url, auth: 'required', methods: ['GET'], resource: demoAudience, scopes: ['demo:read'], websocket: true } as (typeof routes)[number]);
     }
+    if (options.extraRoutes) routes.push(...((await options.extraRoutes(idp)) as typeof routes));
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of BROKER_ENV_KEYS) delete env[key];
     Object.assign(env, {
