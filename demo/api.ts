@@ -154,6 +154,8 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
       audience: payload.aud,
       scope: payload.scope,
       clientId: payload.client_id,
+      // `token-exchange` for a token the broker exchanged for this API (RFC 8693); else none.
+      grantType: typeof payload.gty === 'string' ? payload.gty : undefined,
       issuedAt: payload.iat,
       expiresAt: payload.exp,
     });

@@ -842,6 +842,8 @@ function registerTokenExchange(
         scope: requested.join(' '),
         resourceServer,
         expiresIn: ttl,
+        // Says how it was obtained, so the demo API (and page) can show an exchanged token.
+        extra: { gty: 'token-exchange' },
       });
       const value = await token.save();
       stats.exchangeGrants += 1;

@@ -4,6 +4,8 @@
  *          tokens, 60-second access tokens so refreshes happen while you watch)
  *   :3002  the demo API  (audience http://localhost:3002/, scope demo:read)
  *   :3003  the reports API (audience http://localhost:3003/, scope reports:read)
+ *   :3005  the orders API, reached with exchanged tokens only (RFC 8693: audience
+ *          urn:cloakroom:orders, scope orders:read — never the sign-in's token)
  *   :3000  the broker, production build
  * Ctrl-C stops all of it.
  */
@@ -55,9 +57,16 @@ const resources = {
   'http://localhost:3002/': { scope: 'demo:read' },
   'http://localhost:3003/': { scope: 'reports:read' },
 };
+const ORDERS_AUDIENCE = 'urn:cloakroom:orders';
+const jwksFile = `${STATE_DIR}/idp-jwks.json`;
 const idp = await startDevIdp({
   port: IDP_PORT,
-  jwks: await loadOrCreateDemoJwks(`${STATE_DIR}/idp-jwks.json`),
+  jwks: await loadOrCreateDemoJwks(jwksFile),
+  // Token exchange for the orders API (registerGrantType in demo/idp.ts).
+  exchangeAudiences: { [ORDERS_AUDIENCE]: { scope: 'orders:read orders:write' } },
+  // `curl -X POST http://localhost:3001/dev/rotate-signing-keys`: a new key signs, the old still verify.
+  rotationEndpoint: true,
+  onKeysRotated: (jwks) => writeFileSync(jwksFile, `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600 }),
   resources,
   accessTokenTtl: 60,
   rotateRefreshTokens: true,
@@ -76,6 +85,13 @@ const demoApi = await startDemoApi({ port: 3002, issuer: idp.issuer, audience: '
 closers.push(() => demoApi.close());
 const reportsApi = await startDemoApi({ port: 3003, issuer: idp.issuer, audience: 'http://localhost:3003/', name: 'reports' });
 closers.push(() => reportsApi.close());
+const ordersApi = await startDemoApi({ port: 3005, issuer: idp.issuer, audience: ORDERS_AUDIENCE, name: 'orders' });
+closers.push(() => ordersApi.close());
+const DEMO_ROUTE_TABLE = [
+  { path: '/api/demo', upstream: demoApi.url, auth: 'required', resource: 'http://localhost:3002/', scopes: ['demo:read'] },
+  { path: '/api/reports', upstream: reportsApi.url, auth: 'required', resource: 'http://localhost:3003/', scopes: ['reports:read'] },
+  { path: '/api/orders', upstream: ordersApi.url, auth: 'required', methods: ['GET'], exchange: { audience: ORDERS_AUDIENCE, scope: 'orders:read' } },
+];
 
 // `npm start`'s server (scripts/start.ts: the front door), as in production.
 const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.ts', import.meta.url))], {
@@ -90,6 +106,7 @@ const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.
     OIDC_CLIENT_ID: 'cloakroom-demo',
     OIDC_CLIENT_SECRET: clientSecret,
     SESSION_SECRETS: persistentSecret('session-secret'),
+    BFF_ROUTES: JSON.stringify(DEMO_ROUTE_TABLE),
   },
 });
 children.push(broker);
@@ -119,6 +136,9 @@ ${users}
   Identity provider  ${idp.issuer}
   Demo API           ${demoApi.url}
   Reports API        ${reportsApi.url}
+  Orders API         ${ordersApi.url}  (exchanged tokens only)
+
+  Rotate the provider's signing keys:  curl -X POST ${idp.issuer}/dev/rotate-signing-keys
 
   Ctrl-C stops everything.
 `);

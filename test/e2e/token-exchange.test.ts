@@ -82,6 +82,7 @@ describe('token exchange per route through npm start', () => {
     assert.equal(answer.body.audience, ORDERS);
     assert.equal(answer.body.scope, 'orders:read', 'only the route\'s scope: not orders:write, not openid or offline_access');
     assert.equal(answer.body.subject, 'user-alice');
+    assert.equal(answer.body.grantType, 'token-exchange', 'the API sees how the token was obtained (the demo page shows it)');
     assert.equal(stack.idp.stats.exchangeGrants, before + 1);
     // The sign-in's own access token is a different (opaque) token the API would refuse.
     const exchanged = stack.issued.filter((t) => t.grantType === 'urn:ietf:params:oauth:grant-type:token-exchange');
