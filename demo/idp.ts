@@ -502,6 +502,8 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     rotateRefreshToken: options.rotateRefreshTokens ?? true,
     issueRefreshToken: async (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    // An exchanged token says so (`gty`), so the demo API and page can show how it was obtained.
+    extraTokenClaims: async (_ctx, token) => ('gty' in token && token.gty === 'token_exchange' ? { gty: 'token-exchange' } : undefined),
     async findAccount(_ctx, sub) {
       const user = findUser(sub);
       if (!user) return undefined;
@@ -842,8 +844,6 @@ function registerTokenExchange(
         scope: requested.join(' '),
         resourceServer,
         expiresIn: ttl,
-        // Says how it was obtained, so the demo API (and page) can show an exchanged token.
-        extra: { gty: 'token-exchange' },
       });
       const value = await token.save();
       stats.exchangeGrants += 1;

@@ -11,6 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import type Provider from 'oidc-provider';
 import { startDemoApi, type DemoApi } from '../../demo/api.ts';
 import { startProductionStack, type ProductionStack } from '../helpers/production-stack.ts';
+import { rawRequest } from '../helpers/raw-http.ts';
+import { startRedis, type RedisServer } from '../helpers/redis-server.ts';
 import { BrowserClient } from '../helpers/stack.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -195,5 +197,51 @@ describe('a provider without the grant', () => {
         return true;
       },
     );
+  });
+});
+
+describe('two instances sharing Redis', () => {
+  let shared: ProductionStack;
+  let redis: RedisServer;
+  let api: DemoApi;
+  let second: { port: number; close(): Promise<void> };
+  before(async () => {
+    redis = await startRedis();
+    shared = await startProductionStack({
+      npmStart: true,
+      idp: { exchangeAudiences: { [ORDERS]: { scope: 'orders:read', accessTokenTtl: EXCHANGED_TTL } } },
+      env: { TOKEN_REFRESH_SKEW: '1', REDIS_URL: redis.url, REDIS_KEY_PREFIX: 'e2e-exchange:' },
+      extraRoutes: async (idp) => {
+        api = await startDemoApi({ port: 0, issuer: idp.issuer, audience: ORDERS, name: 'orders' });
+        return [{ path: '/api/orders', upstream: api.url, auth: 'required', methods: ['GET'], exchange: { audience: ORDERS, scope: 'orders:read' } }];
+      },
+    });
+    second = await shared.startSecondInstance();
+  });
+  after(async () => {
+    await shared?.close();
+    await api?.close();
+    await redis?.close();
+  });
+
+  test('50 concurrent calls spread over both instances after expiry cost one exchange; the cache is shared', async () => {
+    const browser = new BrowserClient(shared.url);
+    assert.equal((await browser.signIn('alice')).status, 303);
+    const cookie = browser.cookieHeader();
+    const call = (port: number) =>
+      rawRequest(`http://127.0.0.1:${port}`, {
+        path: '/api/orders/x',
+        headers: [['host', new URL(shared.url).host], ['cookie', cookie], ['x-csrf', '1'], ['sec-fetch-site', 'same-origin']],
+      });
+    assert.equal((await call(shared.port)).status, 200);
+    const afterFirst = shared.idp.stats.exchangeGrants;
+    assert.equal((await call(second.port)).status, 200, 'the other instance uses the token the first exchanged');
+    assert.equal(shared.idp.stats.exchangeGrants, afterFirst);
+
+    await sleep((EXCHANGED_TTL - 1) * 1000 + 200);
+    const before = shared.idp.stats.exchangeGrants;
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => call(i % 2 === 0 ? shared.port : second.port)));
+    assert.deepEqual([...new Set(answers.map((a) => a.status))], [200]);
+    assert.equal(shared.idp.stats.exchangeGrants, before + 1, 'one exchange across both instances');
   });
 });
