@@ -76,7 +76,7 @@ async function clientAuthentication(config: Config): Promise<client.ClientAuth> 
   if (clientAuth === 'private_key_jwt') {
     // The first key of OIDC_CLIENT_PRIVATE_KEY signs (lib/config/client-keys.ts filled in
     // kid and alg); its kid in the header lets a provider holding our jwks_uri pick it.
-    const jwk = config.oidc.clientKeys[0]?.privateJwk ?? (clientPrivateKey as JsonWebKey & { kid: string; alg: string });
+    const jwk = config.oidc.clientKeys?.[0]?.privateJwk ?? (clientPrivateKey as JsonWebKey & { kid: string; alg: string });
     const { importJWK } = await import('jose');
     const key = (await importJWK(jwk, jwk.alg)) as CryptoKey;
     return client.PrivateKeyJwt({ key, kid: jwk.kid });
