@@ -8,12 +8,17 @@
  *          urn:cloakroom:orders, scope orders:read — never the sign-in's token)
  *   :3000  the broker, production build
  * Ctrl-C stops all of it.
+ *
+ * DEMO_CLIENT_AUTH=private_key_jwt: the broker authenticates with a key of its own
+ * (kept in .demo/client-keys.json) instead of a client secret, and the provider knows it
+ * only through the broker's `jwks_uri` (APP/.well-known/jwks.json), as in production.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { DEMO_USERS, loadOrCreateDemoJwks, startDevIdp } from './idp.ts';
 import { startDemoApi } from './api.ts';
 
@@ -53,6 +58,21 @@ if (process.env.DEMO_SKIP_BUILD !== '1') {
 }
 
 const clientSecret = persistentSecret('client-secret');
+
+/** The broker's private_key_jwt key set (DEMO_CLIENT_AUTH=private_key_jwt), created once. */
+async function demoClientKeys(): Promise<{ keys: object[] }> {
+  const path = `${STATE_DIR}/client-keys.json`;
+  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as { keys: object[] };
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  const keys = { keys: [{ ...jwk, kid: await calculateJwkThumbprint(jwk), alg: 'ES256' }] };
+  writeFileSync(path, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+  return keys;
+}
+const privateKeyJwt = process.env.DEMO_CLIENT_AUTH === 'private_key_jwt';
+const clientAuthentication = privateKeyJwt
+  ? { OIDC_CLIENT_AUTH: 'private_key_jwt', OIDC_CLIENT_PRIVATE_KEY: JSON.stringify(await demoClientKeys()) }
+  : { OIDC_CLIENT_SECRET: clientSecret };
 const resources = {
   'http://localhost:3002/': { scope: 'demo:read' },
   'http://localhost:3003/': { scope: 'reports:read' },
@@ -77,6 +97,8 @@ const idp = await startDevIdp({
       redirect_uris: [`${APP}/auth/callback`],
       post_logout_redirect_uris: [`${APP}/`],
       backchannel_logout_uri: `${APP}/auth/backchannel-logout`,
+      // The provider fetches the broker's public keys from its key set endpoint.
+      ...(privateKeyJwt ? { token_endpoint_auth_method: 'private_key_jwt' as const, jwks_uri: `${APP}/.well-known/jwks.json` } : {}),
     },
   ],
 });
@@ -104,7 +126,7 @@ const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.
     OIDC_ISSUER: idp.issuer,
     OIDC_ALLOW_INSECURE_HTTP: 'true',
     OIDC_CLIENT_ID: 'cloakroom-demo',
-    OIDC_CLIENT_SECRET: clientSecret,
+    ...clientAuthentication,
     SESSION_SECRETS: persistentSecret('session-secret'),
     BFF_ROUTES: JSON.stringify(DEMO_ROUTE_TABLE),
   },
