@@ -159,7 +159,7 @@ export function StartPage({ apiPaths }: { apiPaths: string[] }) {
 /** What the API saw in its token, as the demo API reports it: audience, scopes, expiry. */
 function TokenSummary({ body, at }: { body: unknown; at: number }) {
   if (!body || typeof body !== 'object' || !('audience' in body)) return null;
-  const seen = body as { api?: string; audience?: string | string[]; scope?: string; expiresAt?: number };
+  const seen = body as { api?: string; audience?: string | string[]; scope?: string; expiresAt?: number; grantType?: string };
   const expiresIn = seen.expiresAt ? Math.max(0, Math.round(seen.expiresAt - at / 1000)) : undefined;
   return (
     <dl data-testid="token-summary">
@@ -171,6 +171,10 @@ function TokenSummary({ body, at }: { body: unknown; at: number }) {
       </dd>
       <dt>Scopes</dt>
       <dd>{seen.scope ?? '—'}</dd>
+      <dt>Obtained by</dt>
+      <dd data-testid="token-obtained-by">
+        {seen.grantType === 'token-exchange' ? 'token exchange (RFC 8693): narrowed to this API and scope' : 'the sign-in (refreshed as needed)'}
+      </dd>
       <dt>Token expires</dt>
       <dd>{expiresIn === undefined ? '—' : `in ${expiresIn} s (the broker renews it before then)`}</dd>
     </dl>

@@ -32,6 +32,28 @@ export interface DemoApi {
 }
 
 const ALGORITHMS = ['RS256', 'ES256', 'PS256'];
+/** jose refetches the key set for an unknown `kid` at most this often. */
+const JWKS_COOLDOWN_MS = 2_000;
+
+type KeySet = ReturnType<typeof createRemoteJWKSet>;
+
+/**
+ * RFC 9068 access-token checks. When the provider has just rotated its keys, a token may
+ * carry a `kid` published after jose's last fetch, while jose is still in its cooldown
+ * (it refuses then rather than fetch again): wait out the cooldown once and verify again,
+ * so a rotation is not a burst of 401s. Forged `kid`s cost at most one fetch per cooldown.
+ */
+async function verifyAccessToken(token: string, keys: KeySet, issuer: string, audience: string) {
+  // RFC 9068: only access tokens, so an ID token (or any other JWT) is never accepted.
+  const options = { issuer, audience, algorithms: ALGORITHMS, typ: 'at+jwt' };
+  try {
+    return await jwtVerify(token, keys, options);
+  } catch (error) {
+    if (!(error instanceof errors.JWKSNoMatchingKey) || !keys.coolingDown) throw error;
+    await new Promise((resolve) => setTimeout(resolve, JWKS_COOLDOWN_MS));
+    return jwtVerify(token, keys, options);
+  }
+}
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(body);
@@ -96,7 +118,7 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
   const keySet = () => {
     if (jwks) return Promise.resolve(jwks);
     pending ??= (options.jwksUri ? Promise.resolve(options.jwksUri) : discoverJwksUri(options.issuer)).then(
-      (uri) => (jwks = createRemoteJWKSet(new URL(uri))),
+      (uri) => (jwks = createRemoteJWKSet(new URL(uri), { cooldownDuration: JWKS_COOLDOWN_MS })),
       (error: unknown) => {
         pending = undefined;
         throw error;
@@ -126,13 +148,7 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
     }
     let payload;
     try {
-      ({ payload } = await jwtVerify(match[1], keys, {
-        issuer: options.issuer,
-        audience: options.audience,
-        algorithms: ALGORITHMS,
-        // RFC 9068: only access tokens, so an ID token (or any other JWT) is never accepted.
-        typ: 'at+jwt',
-      }));
+      ({ payload } = await verifyAccessToken(match[1], keys, options.issuer, options.audience));
     } catch (error) {
       // jose's own errors are a bad token; anything else (the key set fetch failing, a
       // timeout) is the provider being unreachable.
@@ -159,6 +175,8 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
       audience: payload.aud,
       scope: payload.scope,
       clientId: payload.client_id,
+      // `token-exchange` for a token the broker exchanged for this API (RFC 8693); else none.
+      grantType: typeof payload.gty === 'string' ? payload.gty : undefined,
       issuedAt: payload.iat,
       expiresAt: payload.exp,
       // What lets the API's own logs and spans join the broker's: the request id and the
@@ -185,7 +203,7 @@ export async function startDemoApi(options: DemoApiOptions): Promise<DemoApi> {
     const match = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/.exec(req.headers.authorization ?? '');
     if (!match) return void refuse(socket, 401);
     keySet()
-      .then((keys) => jwtVerify(match[1], keys, { issuer: options.issuer, audience: options.audience, algorithms: ALGORITHMS, typ: 'at+jwt' }))
+      .then((keys) => verifyAccessToken(match[1], keys, options.issuer, options.audience))
       .then(
         ({ payload }) => {
           echo.handleUpgrade(req, socket, head, (ws) => {

@@ -22,6 +22,9 @@ import type {
   KoaContextWithOIDC,
 } from 'oidc-provider';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
+// oidc-provider's own keystore initialiser (no public API rotates keys at run time; see replaceKeystore).
+// @ts-expect-error -- an internal module without type declarations
+import initializeKeystore from 'oidc-provider/lib/helpers/initialize_keystore.js';
 import { listen } from './listen.ts';
 
 export interface DevUser {
@@ -39,6 +42,8 @@ export interface DevClient {
   backchannel_logout_uri?: string;
   token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   jwks?: { keys: object[] };
+  /** The client's keys by URL (private_key_jwt): oidc-provider fetches and caches them (60 s at least). */
+  jwks_uri?: string;
   /** Default RS256 (oidc-provider's). The provider's `jwks` must hold a key for it. */
   id_token_signed_response_alg?: ClientMetadata['id_token_signed_response_alg'];
 }
@@ -83,6 +88,19 @@ export interface DevIdpOptions {
    * its middleware when serving starts: `provider.use` afterwards would never run.
    */
   extend?: (provider: Provider) => void;
+  /**
+   * Token exchange (RFC 8693, `registerGrantType`): the audiences a client may exchange
+   * its access token for, each with the scopes it may carry. Unset: the grant is not
+   * offered (and not in `grant_types_supported`).
+   */
+  exchangeAudiences?: Record<string, { scope: string; accessTokenTtl?: number }>;
+  /**
+   * Default false. `POST /dev/rotate-signing-keys` adds a new signing key first (it signs
+   * from then on) and keeps the previous ones published for verification. Demo only.
+   */
+  rotationEndpoint?: boolean;
+  /** Called with the new private key set after a rotation (the demo persists it). */
+  onKeysRotated?: (jwks: { keys: object[] }) => void | Promise<void>;
 }
 
 export interface DevTokenRequest {
@@ -102,6 +120,10 @@ export interface DevIdpStats {
   backchannelLogouts: number;
   backchannelLogoutErrors: number;
   parRequests: number;
+  /** RFC 8693 exchanges that issued a token. */
+  exchangeGrants: number;
+  /** GET requests to the provider's JWKS endpoint (what a flood of unknown `kid`s would cost it). */
+  jwksFetches: number;
   tokenRequests: DevTokenRequest[];
 }
 
@@ -111,6 +133,14 @@ export interface DevIdp {
   provider: Provider;
   stats: DevIdpStats;
   resetStats(): void;
+  /**
+   * Key rotation: a new RS256 signing key goes first (ID tokens, logout tokens and JWT
+   * access tokens are signed with it from now on); the previous keys stay published so
+   * that what they signed still verifies. Returns the new key's `kid`.
+   */
+  rotateSigningKeys(): Promise<string>;
+  /** The current private signing keys, newest first (tests sign logout tokens with them). */
+  signingKeys(): { keys: object[] };
   close(): Promise<void>;
 }
 
@@ -150,17 +180,20 @@ export const DEMO_USERS: DevUser[] = [
 /* ------------------------------------------------------------------------------------ */
 /* Keys                                                                                  */
 
-async function generateSigningJwks(): Promise<{ keys: object[] }> {
-  const keys: object[] = [];
-  // RS256 first: it is oidc-provider's default ID token and JWT access token algorithm.
-  for (const alg of ['RS256', 'ES256']) {
-    const { privateKey } = await generateKeyPair(alg, { extractable: true });
-    const jwk = await exportJWK(privateKey);
-    const kid = await calculateJwkThumbprint(jwk);
-    keys.push({ ...jwk, kid, alg, use: 'sig' });
-  }
-  return { keys };
+async function generateSigningKey(alg: string): Promise<object> {
+  const { privateKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  const kid = await calculateJwkThumbprint(jwk);
+  return { ...jwk, kid, alg, use: 'sig' };
 }
+
+async function generateSigningJwks(): Promise<{ keys: object[] }> {
+  // RS256 first: it is oidc-provider's default ID token and JWT access token algorithm.
+  return { keys: [await generateSigningKey('RS256'), await generateSigningKey('ES256')] };
+}
+
+/** How many keys a rotation keeps (newest first): the new one, and those before it for what they signed. */
+const KEYS_KEPT = 4;
 
 /**
  * Reads the demo's signing keys from `file`, or generates and stores them (mode 0600),
@@ -386,6 +419,8 @@ function newStats(): DevIdpStats {
     backchannelLogouts: 0,
     backchannelLogoutErrors: 0,
     parRequests: 0,
+    exchangeGrants: 0,
+    jwksFetches: 0,
     tokenRequests: [],
   };
 }
@@ -406,7 +441,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const showDemoHint = options.showDemoHint ?? true;
   const accessTokenTtl = options.accessTokenTtl ?? 60;
   const resources = options.resources ?? {};
-  const jwks = options.jwks ?? (await generateSigningJwks());
+  let jwks = options.jwks ?? (await generateSigningJwks());
   const stats = newStats();
 
   // Listen first: the default issuer names the port, and port 0 is only known afterwards.
@@ -436,8 +471,9 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       : {}),
     token_endpoint_auth_method: c.token_endpoint_auth_method ?? 'client_secret_basic',
     ...(c.jwks ? { jwks: c.jwks as ClientMetadata['jwks'] } : {}),
+    ...(c.jwks_uri ? { jwks_uri: c.jwks_uri } : {}),
     ...(c.id_token_signed_response_alg ? { id_token_signed_response_alg: c.id_token_signed_response_alg } : {}),
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', ...(options.exchangeAudiences ? [TOKEN_EXCHANGE_GRANT] : [])],
     response_types: ['code'],
   }));
 
@@ -466,6 +502,8 @@ export async function startDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     rotateRefreshToken: options.rotateRefreshTokens ?? true,
     issueRefreshToken: async (_ctx, client, code) =>
       client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    // An exchanged token says so (`gty`), so the demo API and page can show how it was obtained.
+    extraTokenClaims: async (_ctx, token) => ('gty' in token && token.gty === 'token_exchange' ? { gty: 'token-exchange' } : undefined),
     async findAccount(_ctx, sub) {
       const user = findUser(sub);
       if (!user) return undefined;
@@ -667,10 +705,38 @@ ${form}
     sendHtml(res, 501, page('Not supported', `<h1>Unsupported prompt</h1><p class="sub">${escapeHtml(details.prompt.name)}</p>`));
   };
 
+  if (options.exchangeAudiences) registerTokenExchange(provider, options.exchangeAudiences, accessTokenTtl, stats);
+
+  const rotateSigningKeys = async () => {
+    const key = (await generateSigningKey('RS256')) as { kid: string };
+    jwks = { keys: [key, ...jwks.keys].slice(0, KEYS_KEPT) };
+    replaceKeystore(provider, jwks);
+    await options.onKeysRotated?.(jwks);
+    return key.kid;
+  };
+
   options.extend?.(provider);
   const callback = provider.callback();
   handler = (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/jwks' && req.method === 'GET') stats.jwksFetches += 1;
+    if (path === '/dev/rotate-signing-keys' && options.rotationEndpoint) {
+      if (req.method !== 'POST') {
+        res.writeHead(405, { allow: 'POST' }).end();
+        return;
+      }
+      rotateSigningKeys().then(
+        (kid) => {
+          console.log(`[dev-idp] signing keys rotated: ${kid} signs now, ${jwks.keys.length - 1} older key(s) still published`);
+          res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ kid }));
+        },
+        (error: unknown) => {
+          console.error('[dev-idp] key rotation failed:', error);
+          res.writeHead(500).end();
+        },
+      );
+      return;
+    }
     const match = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(abort))?$/.exec(path);
     if (!match) {
       callback(req, res);
@@ -699,6 +765,8 @@ ${form}
       Object.assign(stats, newStats(), { tokenRequests: stats.tokenRequests });
       stats.tokenRequests.length = 0;
     },
+    rotateSigningKeys,
+    signingKeys: () => structuredClone(jwks),
     close() {
       return new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
@@ -706,4 +774,87 @@ ${form}
       });
     },
   };
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Key rotation and token exchange                                                       */
+
+/**
+ * oidc-provider reads `jwks` once, at construction; it has no public call to change its
+ * keys while it runs. Its own keystore initialiser is called again with the new set, so
+ * that signing (ID tokens, logout tokens, JWT access tokens) and the published
+ * `jwks_uri` both switch at once — what a real provider's rotation looks like from
+ * outside. Development provider only: this reaches into the package's internals.
+ */
+function replaceKeystore(provider: Provider, jwks: { keys: object[] }): void {
+  initializeKeystore.call(provider, structuredClone(jwks));
+}
+
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+/**
+ * RFC 8693 token exchange as a custom grant (`registerGrantType`): the subject token must
+ * be a live access token this provider issued to the calling client (the opaque token of
+ * the sign-in, found in the provider's store, so a revoked grant refuses it); the new
+ * token is a JWT for the requested `audience` carrying only requested scopes that the
+ * audience allows. Impersonation only (no `actor_token`): the user is the subject, the
+ * broker the client.
+ */
+function registerTokenExchange(
+  provider: Provider,
+  audiences: Record<string, { scope: string; accessTokenTtl?: number }>,
+  defaultTtl: number,
+  stats: DevIdpStats,
+): void {
+  provider.registerGrantType(
+    TOKEN_EXCHANGE_GRANT,
+    async (ctx: KoaContextWithOIDC) => {
+      const params = ctx.oidc.params as Record<string, string | undefined>;
+      const client = ctx.oidc.client;
+      if (!client) throw new errors.InvalidClient('client authentication required');
+      if (params.subject_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest('subject_token_type must be an access token');
+      if (params.requested_token_type && params.requested_token_type !== ACCESS_TOKEN_TYPE) throw new errors.InvalidRequest('only access tokens are issued');
+      if (params.actor_token) throw new errors.InvalidRequest('delegation (actor_token) is not supported');
+      const subject = params.subject_token ? await provider.AccessToken.find(params.subject_token) : undefined;
+      if (!subject || subject.isExpired || subject.clientId !== client.clientId || !subject.accountId) {
+        throw new errors.InvalidGrant('subject token invalid, expired or issued to another client');
+      }
+      const grant = subject.grantId ? await provider.Grant.find(subject.grantId) : undefined;
+      if (!grant) throw new errors.InvalidGrant('the grant of the subject token is gone');
+      const audience = params.audience;
+      const allowed = audience ? audiences[audience] : undefined;
+      if (!audience || !allowed) throw new errors.InvalidTarget('audience not allowed for token exchange');
+      const allowedScopes = new Set(allowed.scope.split(' '));
+      const requested = (params.scope ?? '').split(' ').filter(Boolean);
+      if (requested.length === 0 || requested.some((scope) => !allowedScopes.has(scope))) throw new errors.InvalidScope('requested scope is not allowed for this audience', params.scope ?? '');
+      const ttl = allowed.accessTokenTtl ?? defaultTtl;
+      const resourceServer = new provider.ResourceServer(audience, {
+        audience,
+        scope: allowed.scope,
+        accessTokenTTL: ttl,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      });
+      const token = new provider.AccessToken({
+        accountId: subject.accountId,
+        client,
+        grantId: subject.grantId,
+        gty: 'token_exchange',
+        scope: requested.join(' '),
+        resourceServer,
+        expiresIn: ttl,
+      });
+      const value = await token.save();
+      stats.exchangeGrants += 1;
+      ctx.body = {
+        access_token: value,
+        issued_token_type: ACCESS_TOKEN_TYPE,
+        token_type: 'Bearer',
+        expires_in: ttl,
+        scope: token.scope,
+      };
+    },
+    ['subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'scope', 'actor_token', 'actor_token_type', 'resource'],
+  );
 }

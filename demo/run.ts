@@ -4,8 +4,14 @@
  *          tokens, 60-second access tokens so refreshes happen while you watch)
  *   :3002  the demo API  (audience http://localhost:3002/, scope demo:read)
  *   :3003  the reports API (audience http://localhost:3003/, scope reports:read)
+ *   :3005  the orders API, reached with exchanged tokens only (RFC 8693: audience
+ *          urn:cloakroom:orders, scope orders:read — never the sign-in's token)
  *   :3000  the broker, production build
  * Ctrl-C stops all of it.
+ *
+ * DEMO_CLIENT_AUTH=private_key_jwt: the broker authenticates with a key of its own
+ * (kept in .demo/client-keys.json) instead of a client secret, and the provider knows it
+ * only through the broker's `jwks_uri` (APP/.well-known/jwks.json), as in production.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import pretty from 'pino-pretty';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { DEMO_USERS, loadOrCreateDemoJwks, startDevIdp } from './idp.ts';
 import { startDemoApi } from './api.ts';
 
@@ -52,13 +59,35 @@ if (process.env.DEMO_SKIP_BUILD !== '1') {
 }
 
 const clientSecret = persistentSecret('client-secret');
+
+/** The broker's private_key_jwt key set (DEMO_CLIENT_AUTH=private_key_jwt), created once. */
+async function demoClientKeys(): Promise<{ keys: object[] }> {
+  const path = `${STATE_DIR}/client-keys.json`;
+  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8')) as { keys: object[] };
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  const keys = { keys: [{ ...jwk, kid: await calculateJwkThumbprint(jwk), alg: 'ES256' }] };
+  writeFileSync(path, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+  return keys;
+}
+const privateKeyJwt = process.env.DEMO_CLIENT_AUTH === 'private_key_jwt';
+const clientAuthentication = privateKeyJwt
+  ? { OIDC_CLIENT_AUTH: 'private_key_jwt', OIDC_CLIENT_PRIVATE_KEY: JSON.stringify(await demoClientKeys()) }
+  : { OIDC_CLIENT_SECRET: clientSecret };
 const resources = {
   'http://localhost:3002/': { scope: 'demo:read' },
   'http://localhost:3003/': { scope: 'reports:read' },
 };
+const ORDERS_AUDIENCE = 'urn:cloakroom:orders';
+const jwksFile = `${STATE_DIR}/idp-jwks.json`;
 const idp = await startDevIdp({
   port: IDP_PORT,
-  jwks: await loadOrCreateDemoJwks(`${STATE_DIR}/idp-jwks.json`),
+  jwks: await loadOrCreateDemoJwks(jwksFile),
+  // Token exchange for the orders API (registerGrantType in demo/idp.ts).
+  exchangeAudiences: { [ORDERS_AUDIENCE]: { scope: 'orders:read orders:write' } },
+  // `curl -X POST http://localhost:3001/dev/rotate-signing-keys`: a new key signs, the old still verify.
+  rotationEndpoint: true,
+  onKeysRotated: (jwks) => writeFileSync(jwksFile, `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600 }),
   resources,
   accessTokenTtl: 60,
   rotateRefreshTokens: true,
@@ -69,6 +98,8 @@ const idp = await startDevIdp({
       redirect_uris: [`${APP}/auth/callback`],
       post_logout_redirect_uris: [`${APP}/`],
       backchannel_logout_uri: `${APP}/auth/backchannel-logout`,
+      // The provider fetches the broker's public keys from its key set endpoint.
+      ...(privateKeyJwt ? { token_endpoint_auth_method: 'private_key_jwt' as const, jwks_uri: `${APP}/.well-known/jwks.json` } : {}),
     },
   ],
 });
@@ -77,6 +108,13 @@ const demoApi = await startDemoApi({ port: 3002, issuer: idp.issuer, audience: '
 closers.push(() => demoApi.close());
 const reportsApi = await startDemoApi({ port: 3003, issuer: idp.issuer, audience: 'http://localhost:3003/', name: 'reports' });
 closers.push(() => reportsApi.close());
+const ordersApi = await startDemoApi({ port: 3005, issuer: idp.issuer, audience: ORDERS_AUDIENCE, name: 'orders' });
+closers.push(() => ordersApi.close());
+const DEMO_ROUTE_TABLE = [
+  { path: '/api/demo', upstream: demoApi.url, auth: 'required', resource: 'http://localhost:3002/', scopes: ['demo:read'] },
+  { path: '/api/reports', upstream: reportsApi.url, auth: 'required', resource: 'http://localhost:3003/', scopes: ['reports:read'] },
+  { path: '/api/orders', upstream: ordersApi.url, auth: 'required', methods: ['GET'], exchange: { audience: ORDERS_AUDIENCE, scope: 'orders:read' } },
+];
 
 // `npm start`'s server (scripts/start.ts: the front door), as in production.
 const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.ts', import.meta.url))], {
@@ -89,8 +127,9 @@ const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.
     OIDC_ISSUER: idp.issuer,
     OIDC_ALLOW_INSECURE_HTTP: 'true',
     OIDC_CLIENT_ID: 'cloakroom-demo',
-    OIDC_CLIENT_SECRET: clientSecret,
+    ...clientAuthentication,
     SESSION_SECRETS: persistentSecret('session-secret'),
+    BFF_ROUTES: JSON.stringify(DEMO_ROUTE_TABLE),
   },
 });
 children.push(broker);
@@ -126,6 +165,9 @@ ${users}
   Identity provider  ${idp.issuer}
   Demo API           ${demoApi.url}
   Reports API        ${reportsApi.url}
+  Orders API         ${ordersApi.url}  (exchanged tokens only)
+
+  Rotate the provider's signing keys:  curl -X POST ${idp.issuer}/dev/rotate-signing-keys
 
   Ctrl-C stops everything.
 `);

@@ -59,7 +59,7 @@ await startTracing();
 const { default: next } = await import('next');
 // The front door and its handlers after NODE_ENV too, as Next's copy of them sees it.
 const { attachFrontDoor } = await import('../server/front-door.ts');
-const { probeProvider } = await import('../lib/oidc/provider.ts');
+const { probeProvider, providerConfigurationProblems } = await import('../lib/oidc/provider.ts');
 const { frontendEndpoint } = await import('../lib/frontend/handler.ts');
 const { upgradeToFrontend } = await import('../lib/frontend/upstream.ts');
 
@@ -71,6 +71,13 @@ await app.prepare();
 // (the front door's) shares that state on globalThis, so this is normally instant. Never
 // refuses the start: the provider may simply not be up yet.
 await Promise.race([probeProvider(config).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+// A provider that answers but lacks a grant the route table needs (`"exchange"`) is a
+// configuration error like any other: refuse to start, naming the route and the fix.
+const unsuitable = providerConfigurationProblems();
+if (unsuitable) {
+  process.stderr.write(`Cloakroom cannot start. Invalid configuration:\n${unsuitable.map((p) => `  - ${p}`).join('\n')}\n`);
+  process.exit(1);
+}
 // Next's request handler would add its own 'upgrade' listener to this server on the first
 // page request (next/dist/server/next.js setupWebSocketHandler), which ends every socket it
 // does not own — the API's WebSockets included. The front door's one listener decides.

@@ -4,6 +4,7 @@ import { DEMO_ROUTES } from './demo-routes.ts';
 import { passwordId, secretWeakness } from './secrets.ts';
 import { parseRouteTable, type Route } from '../proxy/route-table.ts';
 import { readFrontendConfig, type FrontendConfig } from '../frontend/config.ts';
+import { parseClientKeys, type ClientKey } from './client-keys.ts';
 
 export interface Config {
   /** The public origin, e.g. `https://app.example.com` (no trailing slash). */
@@ -20,6 +21,8 @@ export interface Config {
     clientSecret: string | undefined;
     clientAuth: 'client_secret_basic' | 'client_secret_basic_unencoded' | 'client_secret_post' | 'private_key_jwt';
     clientPrivateKey: JsonWebKey | undefined;
+    /** OIDC_CLIENT_PRIVATE_KEY parsed: the first signs, all are published at /.well-known/jwks.json. */
+    clientKeys: ClientKey[];
     /** OIDC_SCOPES plus every route's scopes. */
     scopes: string;
     prompt: string | undefined;
@@ -218,19 +221,14 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     problems.push('OIDC_ISSUER uses http: set OIDC_ALLOW_INSECURE_HTTP=true for local tests only, or use the provider\'s https issuer');
   }
 
-  let clientPrivateKey: JsonWebKey | undefined;
+  let clientKeys: ClientKey[] = [];
   if (e.OIDC_CLIENT_AUTH === 'private_key_jwt') {
     if (!e.OIDC_CLIENT_PRIVATE_KEY) {
-      problems.push('OIDC_CLIENT_PRIVATE_KEY is required with OIDC_CLIENT_AUTH=private_key_jwt: a private JWK as JSON');
+      problems.push('OIDC_CLIENT_PRIVATE_KEY is required with OIDC_CLIENT_AUTH=private_key_jwt: a private JWK as JSON, or a JWK Set {"keys": [...]} whose first key signs');
     } else {
-      try {
-        clientPrivateKey = JSON.parse(e.OIDC_CLIENT_PRIVATE_KEY) as JsonWebKey;
-        if (typeof clientPrivateKey !== 'object' || !clientPrivateKey || !('d' in clientPrivateKey)) {
-          problems.push('OIDC_CLIENT_PRIVATE_KEY must be a private JWK (an object with "kty" and "d")');
-        }
-      } catch {
-        problems.push('OIDC_CLIENT_PRIVATE_KEY is not valid JSON: give the private JWK as a JSON object');
-      }
+      const parsed = parseClientKeys(e.OIDC_CLIENT_PRIVATE_KEY);
+      if ('problems' in parsed) problems.push(...parsed.problems);
+      else clientKeys = parsed.keys;
     }
   } else if (!e.OIDC_CLIENT_SECRET) {
     problems.push(`OIDC_CLIENT_SECRET is required with OIDC_CLIENT_AUTH=${e.OIDC_CLIENT_AUTH}`);
@@ -286,7 +284,8 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
       clientId: v.OIDC_CLIENT_ID,
       clientSecret: v.OIDC_CLIENT_SECRET,
       clientAuth: v.OIDC_CLIENT_AUTH,
-      clientPrivateKey,
+      clientPrivateKey: clientKeys[0]?.privateJwk,
+      clientKeys,
       scopes: [...scopes].join(' '),
       prompt: v.OIDC_PROMPT !== undefined ? v.OIDC_PROMPT || undefined : scopes.has('offline_access') ? 'consent' : undefined,
       allowInsecureHttp: v.OIDC_ALLOW_INSECURE_HTTP,

@@ -30,6 +30,7 @@ function frontendRoute(upstream: URL): Route {
     maxConcurrent: 1024,
     maxConcurrentPerSession: 1024,
     websocket: true,
+    exchange: undefined,
   });
 }
 

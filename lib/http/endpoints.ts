@@ -13,6 +13,7 @@ import { BrokerError } from '../errors.ts';
 import { handleClientScript } from '../frontend/client-script.ts';
 import { handleBackchannelLogout } from '../oidc/backchannel.ts';
 import { handleCallback } from '../oidc/callback.ts';
+import { handleClientJwks } from '../oidc/client-jwks.ts';
 import { handleLogin } from '../oidc/login.ts';
 import { handleLogout } from '../oidc/logout.ts';
 import { handleOpsMetrics } from '../ops/metrics-endpoint.ts';
@@ -84,6 +85,8 @@ export const ENDPOINTS: Readonly<Record<string, Endpoint>> = {
   '/auth/sessions': methods({ GET: handleListSessions }),
   '/auth/sessions/revoke': methods({ POST: handleRevokeSessions }),
   '/auth/client.js': methods({ GET: handleClientScript }),
+  // Fetched by the provider, perhaps by an internal address: a public key set gains nothing from the Host check.
+  '/.well-known/jwks.json': methods({ GET: handleClientJwks }, { checkHost: false }),
   '/healthz': methods({ GET: health }, { checkHost: false }),
   '/readyz': methods({ GET: handleReadiness }, { checkHost: false }),
   // The ops gate answers 404 before 405 when OPS_TOKEN is unset or wrong (lib/ops/ops-auth.ts).

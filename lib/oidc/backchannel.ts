@@ -8,6 +8,8 @@ import { endByLogoutToken } from '../session/revocation.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { getProvider } from './provider.ts';
+// The provider's keys with one bounded refetch policy for unknown `kid`s (rotation, floods).
+import { providerKeys } from './provider-keys.ts';
 
 /** OpenID Connect Back-Channel Logout 1.0 §2.4: the one event a logout token carries. */
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -19,12 +21,6 @@ const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
  */
 export const MAX_BACKCHANNEL_BODY_BYTES = 16 * 1024;
 
-let remoteJwks: { uri: string; keys: ReturnType<typeof jose.createRemoteJWKSet> } | undefined;
-
-function jwksFor(uri: string) {
-  if (remoteJwks?.uri !== uri) remoteJwks = { uri, keys: jose.createRemoteJWKSet(new URL(uri)) };
-  return remoteJwks.keys;
-}
 
 export interface LogoutClaims {
   sid?: string;
@@ -129,7 +125,7 @@ export async function handleBackchannelLogout(request: Request, config: Config, 
 
     let claims: LogoutClaims;
     try {
-      claims = await verifyLogoutToken(token, config, jwksFor(metadata.jwks_uri), metadata.id_token_signing_alg_values_supported);
+      claims = await verifyLogoutToken(token, config, providerKeys(metadata.jwks_uri), metadata.id_token_signing_alg_values_supported);
     } catch (error) {
       log.warn('backchannel_logout_refused', refusalReason(error));
       throw new BrokerError('invalid_request', { publicMessage: 'invalid logout token' });

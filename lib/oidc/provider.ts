@@ -3,6 +3,7 @@ import * as client from 'openid-client';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
+import { providerCapabilityProblems } from './capabilities.ts';
 
 /** Outbound calls to the provider give up after this long and count as unreachable. */
 const PROVIDER_TIMEOUT_SECONDS = 10;
@@ -36,6 +37,8 @@ interface ProviderState {
   misconfiguredLoggedAt: number;
   /** The last discovery problem logged, and when: a provider down for an hour is one line a minute, not one per request. */
   discoveryLogged: { problem: string; at: number } | undefined;
+  /** Set when discovery succeeded but the provider lacks what the route table needs. */
+  unsuitable?: string[];
 }
 
 // On globalThis: Next.js may evaluate this module once per route bundle, and every copy
@@ -71,10 +74,11 @@ async function clientAuthentication(config: Config): Promise<client.ClientAuth> 
   if (clientAuth === 'client_secret_post') return client.ClientSecretPost(clientSecret);
   if (clientAuth === 'client_secret_basic_unencoded') return clientSecretBasicUnencoded(clientSecret as string);
   if (clientAuth === 'private_key_jwt') {
-    const jwk = clientPrivateKey as JsonWebKey & { kid?: string; alg?: string };
-    const alg = jwk.alg ?? (jwk.kty === 'EC' ? 'ES256' : jwk.kty === 'OKP' ? 'Ed25519' : 'RS256');
+    // The first key of OIDC_CLIENT_PRIVATE_KEY signs (lib/config/client-keys.ts filled in
+    // kid and alg); its kid in the header lets a provider holding our jwks_uri pick it.
+    const jwk = config.oidc.clientKeys?.[0]?.privateJwk ?? (clientPrivateKey as JsonWebKey & { kid: string; alg: string });
     const { importJWK } = await import('jose');
-    const key = (await importJWK(jwk, alg)) as CryptoKey;
+    const key = (await importJWK(jwk, jwk.alg)) as CryptoKey;
     return client.PrivateKeyJwt({ key, kid: jwk.kid });
   }
   return client.ClientSecretBasic(clientSecret);
@@ -156,6 +160,8 @@ async function discover(config: Config): Promise<client.Configuration> {
   // `iss` never matches (OpenID Connect Discovery §4.3).
   const advertised = configuration.serverMetadata().issuer;
   if (advertised !== issuer) throw new IssuerMismatch(issuer, advertised, discoveryUrl(issuer));
+  const unsuitable = providerCapabilityProblems(config, configuration.serverMetadata().grant_types_supported);
+  if (unsuitable.length > 0) throw new ProviderUnsuitable(unsuitable);
   configuration.timeout = PROVIDER_TIMEOUT_SECONDS;
   configuration[client.customFetch] = observingFetch;
   return configuration;
@@ -173,6 +179,24 @@ class IssuerMismatch extends Error {
     this.received = received;
     this.url = url;
   }
+}
+
+/**
+ * The provider lacks what the route table needs (a grant): a configuration error no
+ * retry fixes. `npm start` exits listing `problems`; a later discovery logs them.
+ */
+class ProviderUnsuitable extends Error {
+  readonly code = 'PROVIDER_UNSUITABLE';
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(problems.join('; '));
+    this.problems = problems;
+  }
+}
+
+/** The configuration problems the last discovery found with the provider, if that is why it failed. */
+export function providerConfigurationProblems(): string[] | undefined {
+  return state.unsuitable;
 }
 
 /** Where openid-client looks for the discovery document (OpenID Connect Discovery §4). */
@@ -199,6 +223,7 @@ export interface ProviderProblem {
 }
 
 export function describeProviderError(error: unknown, issuer?: string): ProviderProblem {
+  if (error instanceof ProviderUnsuitable) return { problem: error.message, code: error.code };
   if (error instanceof IssuerMismatch) {
     return {
       problem: `${error.message}: set OIDC_ISSUER to exactly "${error.received}" (a trailing slash counts)`,
@@ -275,6 +300,7 @@ export async function getProvider(config: Config): Promise<client.Configuration>
     state.discovered = attempt;
     attempt.then(
       () => {
+        state.unsuitable = undefined;
         if (state.health.status === 'down') state.health = { status: 'ok', since: Date.now() };
       },
       (error: unknown) => {
@@ -282,7 +308,8 @@ export async function getProvider(config: Config): Promise<client.Configuration>
         const described = describeProviderError(error, config.oidc.issuer);
         // The first line an operator reads about it names both issuers (or the URL and status).
         const now = Date.now();
-        state.health = { status: 'down', problem: described.problem, since: now };
+        state.unsuitable = error instanceof ProviderUnsuitable ? error.problems : undefined;
+        state.health = { status: error instanceof ProviderUnsuitable ? 'misconfigured' : 'down', problem: described.problem, since: now };
         const logged = state.discoveryLogged;
         if (logged && logged.problem === described.problem && now - logged.at < REPEAT_LOG_INTERVAL_MS) return;
         state.discoveryLogged = { problem: described.problem, at: now };
@@ -303,7 +330,7 @@ export async function getProvider(config: Config): Promise<client.Configuration>
   } catch (error) {
     if (error instanceof BrokerError) throw error;
     throw new BrokerError('idp_unavailable', {
-      publicMessage: error instanceof IssuerMismatch ? 'the identity provider is misconfigured' : undefined,
+      publicMessage: error instanceof IssuerMismatch || error instanceof ProviderUnsuitable ? 'the identity provider is misconfigured' : undefined,
       cause: error,
     });
   }
@@ -331,6 +358,7 @@ export function resetProviderForTests(): void {
   state.health = NOT_CONTACTED;
   state.misconfiguredLoggedAt = 0;
   state.discoveryLogged = undefined;
+  state.unsuitable = undefined;
 }
 
 /**

@@ -36,6 +36,9 @@ export const metrics = {
   refresh: once('cloakroom_refresh_total', (registers) =>
     new Counter({ name: 'cloakroom_refresh_total', help: 'Token refreshes by outcome: ok, adopted, rejected, failed', labelNames: ['outcome'], registers }),
   ),
+  tokenExchange: once('cloakroom_token_exchange_total', (registers) =>
+    new Counter({ name: 'cloakroom_token_exchange_total', help: 'RFC 8693 token exchanges at the provider by outcome: ok, rejected, failed', labelNames: ['outcome'], registers }),
+  ),
   refreshTokenReuse: once('cloakroom_refresh_token_reuse_total', (registers) =>
     new Counter({ name: 'cloakroom_refresh_token_reuse_total', help: 'Spent refresh tokens presented after the grace window (two holders of one session)', registers }),
   ),

@@ -8,6 +8,7 @@ import { checkCsrf } from '../security/csrf.ts';
 import { clearSession, loadSession, rewriteSession, writeSessionWithinBudget, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
+import { exchangedTokenFor } from '../tokens/exchange.ts';
 import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
 import type { Session } from '../session/session.ts';
 import { admitExchange } from './concurrency.ts';
@@ -101,8 +102,12 @@ export async function authorize(request: Request, route: Route, config: Config, 
     return {};
   }
   let grant;
+  let upstreamToken: string;
   try {
     grant = await accessTokenFor(loaded.session, route.resource, config, store);
+    // RFC 8693: the route's API gets a token exchanged for its audience and scope alone;
+    // the session's own token (refreshed above when it had expired) is only the subject.
+    upstreamToken = route.exchange ? (await exchangedTokenFor(grant.session, grant.token, route.exchange, config, store)).value : grant.token.value;
   } catch (error) {
     if (error instanceof BrokerError && error.endsSession) {
       await endSession(store, config, loaded.session);
@@ -111,7 +116,7 @@ export async function authorize(request: Request, route: Route, config: Config, 
     throw error;
   }
   const pending = grant.changed || loaded.needsWrite ? { session: grant.session, loaded, resource: route.resource ?? '' } : undefined;
-  return { accessToken: grant.token.value, session: grant.session, pending };
+  return { accessToken: upstreamToken, session: grant.session, pending };
 }
 
 /**

@@ -45,6 +45,12 @@ export type Route = Readonly<{
    * towards `maxConcurrent`/`maxConcurrentPerSession` for as long as it is open.
    */
   websocket: boolean;
+  /**
+   * RFC 8693 token exchange: the API receives a token exchanged for exactly this
+   * audience and scope (lib/tokens/exchange.ts), never the sign-in's own token, so a
+   * token leaked from this API's logs is good for this API and these scopes only.
+   */
+  exchange: Readonly<{ audience: string; scope: string }> | undefined;
 }>;
 
 /** What the route table's validation needs from the rest of the configuration. */
@@ -90,7 +96,7 @@ const MAX_CONCURRENT_LIMIT = 100_000;
 
 const FIELDS = [
   'path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs',
-  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession', 'websocket',
+  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession', 'websocket', 'exchange',
 ] as const;
 
 /** RFC 9110 §5.1 field-name: a token. */
@@ -211,6 +217,33 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 /** RFC 9110 §5.6.2 token, upper-case only: methods are case-sensitive (RFC 9110 §9.1). */
 const UPPER_CASE_TOKEN = /^[A-Z][A-Z0-9!#$%&'*+\-.^_`|~]*$/;
 
+/**
+ * `"exchange": {"audience": "...", "scope": "..."}`. The audience is what RFC 8693 §2.1
+ * calls the logical name of the target service (a URI or a plain name); the scope is one
+ * or more RFC 6749 §3.3 scope-tokens separated by single spaces. Both are sent to the
+ * provider verbatim, so neither may hold spaces at the ends, control characters or be empty.
+ */
+const exchangeSchema = z.strictObject(
+  {
+    audience: z
+      .string({ error: (issue) => `must be a string naming the API, e.g. "https://orders.internal/", got ${shown(issue.input)}` })
+      .refine((value) => value.length > 0 && value.length <= 2048 && !CONTROL_OR_SPACE.test(value), {
+        error: (issue) => `must be a non-empty audience without spaces or control characters (RFC 8693 §2.1), got ${shown(issue.input)}`,
+      }),
+    scope: z
+      .string({ error: (issue) => `must be a space-separated scope string like "orders:read", got ${shown(issue.input)}` })
+      .refine((value) => value.split(' ').every((token) => SCOPE_TOKEN.test(token)), {
+        error: (issue) => `must be scope-tokens separated by single spaces (RFC 6749 §3.3), without quotes or backslashes, got ${shown(issue.input)}`,
+      }),
+  },
+  {
+    error: (issue) =>
+      issue.code === 'unrecognized_keys'
+        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}: the fields are audience, scope`
+        : `must be an object like {"audience": "https://orders.internal/", "scope": "orders:read"}, got ${shown(issue.input)}`,
+  },
+);
+
 const routeSchema = z.strictObject(
   {
     path: z
@@ -311,6 +344,7 @@ const routeSchema = z.strictObject(
     maxConcurrent: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT),
     maxConcurrentPerSession: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT_PER_SESSION),
     websocket: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
+    exchange: exchangeSchema.optional(),
   },
   {
     error: (issue) =>
@@ -363,9 +397,12 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
     if (!result.success) {
       for (const issue of result.error.issues) problems.push(`${fieldName(index, issue.path)}: ${issue.message}`);
     } else {
-      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket } = result.data;
+      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket, exchange } = result.data;
       const cleartext = cleartextTokenProblem(path, upstream, auth, options);
       if (cleartext) problems.push(`route[${index}].upstream: ${cleartext}`);
+      if (exchange && auth === 'none') {
+        problems.push(`route[${index}].exchange: the route ${shown(path)} has auth "none", so there is no session token to exchange: remove "exchange" or set auth "required"`);
+      }
       routes.push(
         Object.freeze({
           path,
@@ -381,6 +418,7 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
           maxConcurrent,
           maxConcurrentPerSession: Math.min(maxConcurrentPerSession, maxConcurrent),
           websocket,
+          exchange: exchange ? Object.freeze({ audience: exchange.audience, scope: exchange.scope }) : undefined,
         }),
       );
     }

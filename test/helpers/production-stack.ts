@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { startDemoApi, type DemoApi } from '../../demo/api.ts';
-import { startDevIdp, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
+import { startDevIdp, type DevClient, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
 import { BROKER_ENV_KEYS } from './stack.ts';
 import { freePort } from './ports.ts';
 
@@ -46,7 +46,7 @@ export interface ProductionStack {
   serverStderr(): string;
   serverStdout(): string;
   /** Stops the broker process and starts a new one (same port and environment): what a deploy or a crash does. */
-  restartServer(): Promise<void>;
+  restartServer(envChanges?: Record<string, string | undefined>): Promise<void>;
   /** Another broker process with the same environment on its own port (same APP_BASE_URL); stopped with the stack. */
   startSecondInstance(): Promise<{ port: number; pid: number; close(): Promise<void> }>;
   close(): Promise<void>;
@@ -66,6 +66,10 @@ export interface ProductionStackOptions {
   npmStart?: boolean;
   /** Adds `/api/live`: the demo API again, with `"websocket": true` (its WebSocket echo). */
   liveRoute?: boolean;
+  /** More routes, built once the provider runs (an API of the test's own needs its issuer). */
+  extraRoutes?: (idp: DevIdp) => Promise<Array<Record<string, unknown>>>;
+  /** Merged over the broker's client registration at the provider (e.g. private_key_jwt with a jwks_uri on the broker's origin). */
+  client?: Partial<DevClient> | ((brokerUrl: string) => Partial<DevClient>);
 }
 
 export { freePort };
@@ -147,6 +151,7 @@ export async function startProductionStack(options: ProductionStackOptions = {})
           redirect_uris: [`${url}/auth/callback`],
           post_logout_redirect_uris: [`${url}/`],
           backchannel_logout_uri: `${url}/auth/backchannel-logout`,
+          ...(typeof options.client === 'function' ? options.client(url) : options.client),
         },
       ],
     });
@@ -177,6 +182,7 @@ export async function startProductionStack(options: ProductionStackOptions = {})
     if (options.liveRoute) {
       routes.push({ path: '/api/live', upstream: demoApi.url, auth: 'required', methods: ['GET'], resource: demoAudience, scopes: ['demo:read'], websocket: true } as (typeof routes)[number]);
     }
+    if (options.extraRoutes) routes.push(...((await options.extraRoutes(idp)) as typeof routes));
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of BROKER_ENV_KEYS) delete env[key];
     Object.assign(env, {
@@ -250,8 +256,13 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       issued,
       serverStderr,
       serverStdout,
-      restartServer: async () => {
+      restartServer: async (envChanges = {}) => {
         await stopServer();
+        // A deploy with new configuration (a key rotation step): undefined removes a variable.
+        for (const [key, value] of Object.entries(envChanges)) {
+          if (value === undefined) delete env[key];
+          else env[key] = value;
+        }
         await launch();
       },
       startSecondInstance: async () => {

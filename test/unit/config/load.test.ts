@@ -1,9 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, getConfig, loadConfig, resetConfigForTests, type Config } from '../../../lib/config/load.ts';
+import { jwkThumbprint } from '../../../lib/config/client-keys.ts';
 
 // `openssl rand -base64 32`: fixed so that the ids below are stable between runs.
 const SECRET_A = 'BnZe+9nVLCHfjkxTpE8FFkesLF+742lRsemoN5y2ECs=';
@@ -55,6 +57,7 @@ describe('loadConfig: a minimal valid environment', () => {
       clientSecret: 'client-secret',
       clientAuth: 'client_secret_basic',
       clientPrivateKey: undefined,
+      clientKeys: [],
       scopes: config.oidc.scopes,
       prompt: 'consent',
       allowInsecureHttp: false,
@@ -201,11 +204,11 @@ describe('loadConfig: client authentication', () => {
     }
   });
 
-  it('accepts private_key_jwt with a private JWK and no secret', () => {
-    const jwk = { kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'd' };
+  it('accepts private_key_jwt with a private JWK and no secret (kid: its thumbprint, alg from the curve)', () => {
+    const jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
     const config = load({ OIDC_CLIENT_AUTH: 'private_key_jwt', OIDC_CLIENT_SECRET: undefined, OIDC_CLIENT_PRIVATE_KEY: JSON.stringify(jwk) });
     assert.equal(config.oidc.clientAuth, 'private_key_jwt');
-    assert.deepEqual(config.oidc.clientPrivateKey, jwk);
+    assert.deepEqual(config.oidc.clientPrivateKey, { ...jwk, kid: jwkThumbprint(jwk as Record<string, unknown>), alg: 'ES256' });
   });
 
   it('refuses client_secret_post without a secret', () => {
