@@ -158,7 +158,13 @@ describe('token exchange per route through npm start', () => {
     assert.equal(((await response.json()) as { error: string }).error, 'idp_unavailable');
     assert.equal(response.headers.get('set-cookie'), null);
     assert.equal((await ordersCall(browser)).status, 200);
-    assert.match(stack.serverStderr() + stack.serverStdout(), /"event":"token_exchange_refused".*urn:cloakroom:ledger/);
+    // One JSON object per line; the order of its fields is the logger's, not ours.
+    const refusals = (stack.serverStderr() + stack.serverStdout())
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((entry) => entry.event === 'token_exchange_refused');
+    assert.ok(refusals.some((entry) => entry.audience === 'urn:cloakroom:ledger'), 'the refusal is logged with the audience');
   });
 
   test('a subject token the provider refuses (its grant revoked) is 401 session_expired and the cookie cleared', async () => {
