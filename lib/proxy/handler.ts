@@ -5,6 +5,7 @@ import { log } from '../log.ts';
 import { metrics } from '../ops/metrics.ts';
 import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkCsrf } from '../security/csrf.ts';
+import { checkSessionOrigin } from '../security/session-anomaly.ts';
 import { clearSession, loadSession, rewriteSession, writeSessionWithinBudget, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
@@ -100,6 +101,7 @@ export async function authorize(request: Request, route: Route, config: Config, 
   }
   let grant;
   try {
+    await checkSessionOrigin(request, loaded.session, config, store, peer);
     grant = await accessTokenFor(loaded.session, route.resource, config, store);
   } catch (error) {
     if (error instanceof BrokerError && error.endsSession) {

@@ -236,6 +236,8 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     const failure = classifyRefreshFailure(error);
     if (failure === 'grant_gone') {
       metrics.refresh.inc({ outcome: 'rejected' });
+      // The provider ended the grant (expired, revoked there): the session ends with it.
+      metrics.sessionsEnded.inc({ reason: 'expired' });
       log.info('refresh_rejected', { resource: resource || undefined });
       await deleteRecord(session, config, store);
       throw new BrokerError('session_expired', { publicMessage: 'the identity provider ended this session', cause: error, endsSession: true });

@@ -1,0 +1,151 @@
+import Bowser from 'bowser';
+import type { Config } from '../config/load.ts';
+import { BrokerError } from '../errors.ts';
+import { log } from '../log.ts';
+import { metrics } from '../ops/metrics.ts';
+import { addressNetwork, clientAddress } from '../ops/client-address.ts';
+import { endSessionEverywhere } from '../session/end-sessions.ts';
+import { sessionHandle, type Session, type SessionOrigin } from '../session/session.ts';
+import { canonicalStoreKey } from '../stores/keys.ts';
+import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
+
+/**
+ * Stolen-session detection (README, "Stolen-session detection"). A copied cookie is
+ * replayed from the thief's machine: another network AND another browser than the one
+ * that signed in. Either alone is ordinary — a phone changes networks, a browser updates
+ * itself — so each alone is only counted; both at once is an anomaly: a security event,
+ * `cloakroom_session_anomalies_total{kind="network_and_browser"}`, and under
+ * `SESSION_ANOMALY_POLICY=end` the session ended on every instance.
+ *
+ * The signals are coarse on purpose (IPv4 /24, IPv6 /48; browser family and major
+ * version): they travel sealed in the session and appear in logs, so they must not point
+ * at one device, and a finer signal would only add false positives.
+ */
+
+/** What a change of origin is counted as (the metric's `kind`). */
+export type OriginChange = 'network' | 'browser' | 'network_and_browser';
+
+/** The baseline recorded at sign-in (lib/oidc/callback.ts). */
+export function originOf(request: Request, config: Pick<Config, 'trustedProxyHops'>, peer?: string): SessionOrigin {
+  return { network: networkOf(request, config, peer), browser: browserOf(request.headers.get('user-agent')) };
+}
+
+/**
+ * The per-request check, from the shared `authorize` step (proxy and WebSocket) and
+ * `/auth/session`. When nothing changed it costs two memoised look-ups and two string
+ * compares: no parse, no store round trip. Throws `401 session_expired` (ending the
+ * session) only for an anomaly under `end`; a store that cannot be reached never ends a
+ * session, and under `log` never fails the request either.
+ */
+export async function checkSessionOrigin(request: Request, session: Session, config: Config, store: KeyValueStore, peer?: string): Promise<void> {
+  const recorded = session.signedInFrom;
+  if (!recorded) return; // signed in before this check existed
+  const network = networkOf(request, config, peer);
+  const browser = browserOf(request.headers.get('user-agent'));
+  const networkChanged = network !== recorded.network;
+  const browserChanged = browser !== recorded.browser;
+  if (!networkChanged && !browserChanged) return;
+
+  if (!(networkChanged && browserChanged)) {
+    const kind: OriginChange = networkChanged ? 'network' : 'browser';
+    const first = await firstSightingOrUnknown(store, config, session, kind, networkChanged ? network : browser);
+    if (first) {
+      metrics.sessionAnomalies.inc({ kind });
+      log.debug('session_origin_changed', { session: sessionHandle(session), kind });
+    }
+    return;
+  }
+
+  const kind: OriginChange = 'network_and_browser';
+  let first: boolean | undefined;
+  if (config.anomalyPolicy === 'end') {
+    // Under `end` a store outage must neither end the session nor let the suspect
+    // through: StoreUnavailableError answers 503 store_unavailable, the session is kept.
+    first = await firstSighting(store, config, session, kind, `${network}\n${browser}`);
+  } else {
+    first = await firstSightingOrUnknown(store, config, session, kind, `${network}\n${browser}`);
+  }
+  if (first) {
+    metrics.sessionAnomalies.inc({ kind });
+    log.security('session_anomaly', {
+      session: sessionHandle(session),
+      policy: config.anomalyPolicy,
+      signedInNetwork: recorded.network,
+      network,
+      signedInBrowser: recorded.browser,
+      browser,
+    });
+  }
+  if (config.anomalyPolicy !== 'end') return;
+  // Only the first sighting ends it (one count of the end, one revocation); a parallel
+  // request of the same holder is refused the same way while that is under way.
+  if (first) await endSessionEverywhere(store, config, session, 'anomaly');
+  throw new BrokerError('session_expired', { publicMessage: 'this session was ended: it was used from another network and browser', endsSession: true });
+}
+
+/**
+ * True the first time this session shows this new value on any instance: one SET NX in
+ * the shared store under an HMAC key (never the address itself), kept as long as the
+ * session can live. A process-local memo spares the store every later request of a
+ * session that moved (a phone on another network keeps sending from it).
+ */
+async function firstSighting(store: KeyValueStore, config: Config, session: Session, kind: OriginChange, value: string): Promise<boolean> {
+  const key = canonicalStoreKey(config, 'anomaly', `${session.id}\n${kind}\n${value}`);
+  if (seenHere.has(key)) return false;
+  const ttl = Math.max(1, Math.ceil((session.createdAt + config.session.absoluteTimeout * 1000 - Date.now()) / 1000));
+  const first = await store.setIfAbsent(key, '1', ttl);
+  remember(seenHere, key, true);
+  return first;
+}
+
+/** `firstSighting`, where a store outage means "not counted" rather than a failed request. */
+async function firstSightingOrUnknown(store: KeyValueStore, config: Config, session: Session, kind: OriginChange, value: string): Promise<boolean> {
+  try {
+    return await firstSighting(store, config, session, kind, value);
+  } catch (error) {
+    if (!(error instanceof StoreUnavailableError || (error instanceof BrokerError && error.code === 'store_unavailable'))) throw error;
+    // Not counted now: counting without the shared mark could count it on every request.
+    log.debug('session_origin_not_recorded', { kind });
+    return false;
+  }
+}
+
+/* ------------------------------------------------------------------------------------ */
+
+/** Bounded memo: parses happen once per distinct header value, not once per request. */
+const MEMO_LIMIT = 2000;
+const browsers = new Map<string, string>();
+const networks = new Map<string, string>();
+const seenHere = new Map<string, true>();
+
+function remember<T>(memo: Map<string, T>, key: string, value: T): T {
+  // Dropping everything at the bound is crude but O(1) and cannot grow without limit
+  // under a flood of made-up User-Agents.
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
+function networkOf(request: Request, config: Pick<Config, 'trustedProxyHops'>, peer?: string): string {
+  const chain = `${request.headers.get('x-forwarded-for') ?? ''}\n${peer ?? ''}\n${config.trustedProxyHops}`;
+  return networks.get(chain) ?? remember(networks, chain, addressNetwork(clientAddress(request, config, peer)));
+}
+
+/**
+ * "Chrome 156", "Firefox 128", "Safari 17"; "other" when the User-Agent names no known
+ * browser (a script). Family and major version only: minor versions change weekly.
+ */
+export function browserOf(userAgent: string | null): string {
+  const ua = (userAgent ?? '').slice(0, 512);
+  const memoised = browsers.get(ua);
+  if (memoised !== undefined) return memoised;
+  let described = 'other';
+  if (ua) {
+    const { name, version } = Bowser.getParser(ua).getBrowser();
+    if (name) {
+      const major = /^\d{1,5}/.exec(version ?? '')?.[0];
+      described = (major ? `${name} ${major}` : name).slice(0, 48);
+    }
+  }
+  return remember(browsers, ua, described);
+}
