@@ -90,11 +90,12 @@ export async function checkSessionOrigin(request: Request, session: Session, con
  * session that moved (a phone on another network keeps sending from it).
  */
 async function firstSighting(store: KeyValueStore, config: Config, session: Session, kind: OriginChange, value: string): Promise<boolean> {
-  const key = canonicalStoreKey(config, 'anomaly', `${session.id}\n${kind}\n${value}`);
-  if (seenHere.has(key)) return false;
+  const sighting = `${session.id}\n${kind}\n${value}`;
+  // Checked before the HMAC: a moved session's every later request costs a Map look-up.
+  if (seenHere.has(sighting)) return false;
   const ttl = Math.max(1, Math.ceil((session.createdAt + config.session.absoluteTimeout * 1000 - Date.now()) / 1000));
-  const first = await store.setIfAbsent(key, '1', ttl);
-  remember(seenHere, key, true);
+  const first = await store.setIfAbsent(canonicalStoreKey(config, 'anomaly', sighting), '1', ttl);
+  remember(seenHere, sighting, true);
   return first;
 }
 
