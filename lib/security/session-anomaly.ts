@@ -1,4 +1,5 @@
 import Bowser from 'bowser';
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
@@ -113,16 +114,16 @@ async function firstSightingOrUnknown(store: KeyValueStore, config: Config, sess
 
 /* ------------------------------------------------------------------------------------ */
 
-/** Bounded memo: parses happen once per distinct header value, not once per request. */
-const MEMO_LIMIT = 2000;
-const browsers = new Map<string, string>();
-const networks = new Map<string, string>();
-const seenHere = new Map<string, true>();
+/**
+ * Bounded memos: a User-Agent is parsed (about 14 µs) once per distinct value, not once per
+ * request, and a flood of made-up headers evicts the least recently used instead of growing.
+ */
+const MEMO_LIMIT = 10_000;
+const browsers = new LRUCache<string, string>({ max: MEMO_LIMIT });
+const networks = new LRUCache<string, string>({ max: MEMO_LIMIT });
+const seenHere = new LRUCache<string, true>({ max: MEMO_LIMIT });
 
-function remember<T>(memo: Map<string, T>, key: string, value: T): T {
-  // Dropping everything at the bound is crude but O(1) and cannot grow without limit
-  // under a flood of made-up User-Agents.
-  if (memo.size >= MEMO_LIMIT) memo.clear();
+function remember<T extends string | true>(memo: LRUCache<string, T>, key: string, value: T): T {
   memo.set(key, value);
   return value;
 }
