@@ -5,6 +5,7 @@ import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
 import { metrics } from '../ops/metrics.ts';
 import { addressNetwork, clientAddress } from '../ops/client-address.ts';
+import { networkOwner } from '../ops/ip-database.ts';
 import { endSessionEverywhere } from '../session/end-sessions.ts';
 import { sessionHandle, type Session, type SessionOrigin } from '../session/session.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
@@ -27,7 +28,7 @@ import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
 export type OriginChange = 'network' | 'browser' | 'network_and_browser';
 
 /** The baseline recorded at sign-in (lib/oidc/callback.ts). */
-export function originOf(request: Request, config: Pick<Config, 'trustedProxyHops'>, peer?: string): SessionOrigin {
+export function originOf(request: Request, config: Pick<Config, 'trustedProxyHops' | 'geoipDb'>, peer?: string): SessionOrigin {
   return { network: networkOf(request, config, peer), browser: browserOf(request.headers.get('user-agent')) };
 }
 
@@ -128,9 +129,18 @@ function remember<T extends string | true>(memo: LRUCache<string, T>, key: strin
   return value;
 }
 
-function networkOf(request: Request, config: Pick<Config, 'trustedProxyHops'>, peer?: string): string {
-  const chain = `${request.headers.get('x-forwarded-for') ?? ''}\n${peer ?? ''}\n${config.trustedProxyHops}`;
-  return networks.get(chain) ?? remember(networks, chain, addressNetwork(clientAddress(request, config, peer)));
+/**
+ * The /24 or /48; with SESSION_GEOIP_DB, the autonomous system and country where the
+ * database knows the address ("AS64500 NL"): a phone hopping between its carrier's ranges,
+ * or a household's DHCP lease changing, stays on one network.
+ */
+function networkOf(request: Request, config: Pick<Config, 'trustedProxyHops' | 'geoipDb'>, peer?: string): string {
+  const chain = `${request.headers.get('x-forwarded-for') ?? ''}\n${peer ?? ''}\n${config.trustedProxyHops}\n${config.geoipDb ?? ''}`;
+  const memoised = networks.get(chain);
+  if (memoised !== undefined) return memoised;
+  const address = clientAddress(request, config, peer);
+  const owner = config.geoipDb ? networkOwner(config.geoipDb, address) : undefined;
+  return remember(networks, chain, owner ?? addressNetwork(address));
 }
 
 /**

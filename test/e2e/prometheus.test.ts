@@ -7,7 +7,8 @@
  *   - the sign-in counter and the proxy counter in one scrape of the production build
  *     (one registry per process: prom-client #640);
  *   - stolen-session detection with addresses presented through a trusted proxy hop
- *     (TRUSTED_PROXY_HOPS=1, X-Forwarded-For as the proxy writes it): a change of network
+ *     (TRUSTED_PROXY_HOPS=1, X-Forwarded-For as the proxy writes it) and an offline IP
+ *     database (SESSION_GEOIP_DB, an MMDB file the test writes): a change of network
  *     alone and of browser alone each counted once across both instances; both at once an
  *     anomaly that, under SESSION_ANOMALY_POLICY=end, answers 401 session_expired, is
  *     refused on the other instance and has its refresh token revoked at the provider;
@@ -19,10 +20,13 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sleep } from '../helpers/calls.ts';
 import { authorizeWithoutBrowser } from '../helpers/idp-login.ts';
+import { writeMmdb } from '../helpers/mmdb.ts';
 import { CLIENT_ID, startProductionStack, type ProductionStack } from '../helpers/production-stack.ts';
 import { DASHBOARD, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
@@ -40,6 +44,15 @@ const HOME = '203.0.113.10';
 const HOME_OTHER_HOST = '203.0.113.55';
 const PHONE = '198.51.100.7';
 const THIEF = '192.0.2.44';
+
+/** Each test range its own provider; 10/8 (the hop) unknown to it. */
+const geoDir = mkdtempSync(join(tmpdir(), 'cloakroom-e2e-geoip-'));
+const GEOIP_DB = join(geoDir, 'networks.mmdb');
+writeMmdb(GEOIP_DB, [
+  { network: '203.0.113.0/24', country: 'NL', asn: 64500 },
+  { network: '198.51.100.0/24', country: 'NL', asn: 64501 },
+  { network: '192.0.2.0/24', country: 'BR', asn: 64511 },
+]);
 
 let redis: RedisServer;
 let stack: ProductionStack;
@@ -59,6 +72,7 @@ before(async () => {
       TRUSTED_PROXY_HOPS: '1',
       SESSION_ANOMALY_POLICY: 'end',
       REFRESH_GRACE_PERIOD: '1',
+      SESSION_GEOIP_DB: GEOIP_DB,
       // Rate limits stay at their defaults: the figures are those of a default deployment.
     },
   });
@@ -72,6 +86,7 @@ after(async () => {
   await prometheus?.close();
   await stack?.close();
   await redis?.close();
+  rmSync(geoDir, { recursive: true, force: true });
 });
 
 /** A sign-in whose callback arrives through the proxy hop from `address` with `userAgent`. */
@@ -152,7 +167,8 @@ describe('a real Prometheus scraping two npm start instances on Redis', () => {
     const events = logs.split('\n').filter((line) => line.includes('"event":"session_anomaly"'));
     assert.equal(events.length, 1, 'one session_anomaly event');
     assert.match(events[0], /"level":"warn"/);
-    assert.match(events[0], /192\.0\.2\.0\/24/, 'the coarse network');
+    assert.match(events[0], /"signedInNetwork":"AS64500 NL"/, 'the coarse networks, from the offline database');
+    assert.match(events[0], /"network":"AS64511 BR"/);
     assert.match(events[0], /Firefox 128/);
     for (const address of [HOME, HOME_OTHER_HOST, PHONE, THIEF]) assert.ok(!logs.includes(address), `a full client address (${address}) in the logs`);
   });

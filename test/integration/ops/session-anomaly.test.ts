@@ -7,8 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../../../lib/config/load.ts';
+import { ConfigError, loadConfig } from '../../../lib/config/load.ts';
+import { networkOwner } from '../../../lib/ops/ip-database.ts';
 import { metrics } from '../../../lib/ops/metrics.ts';
 import { browserOf, checkSessionOrigin, originOf } from '../../../lib/security/session-anomaly.ts';
 import { isSessionEnded } from '../../../lib/session/revocation.ts';
@@ -16,6 +20,7 @@ import type { Session } from '../../../lib/session/session.ts';
 import { RedisStore } from '../../../lib/stores/redis.ts';
 import { StoreUnavailableError } from '../../../lib/stores/store.ts';
 import { authorizeWithoutBrowser } from '../../helpers/idp-login.ts';
+import { writeMmdb } from '../../helpers/mmdb.ts';
 import { startRedis, type RedisServer } from '../../helpers/redis-server.ts';
 import { startStack, type BrowserClient, type Stack } from '../../helpers/stack.ts';
 import { startUpstream, type TestUpstream } from '../../helpers/upstream.ts';
@@ -46,6 +51,34 @@ test('the network signal is the /24 or /48 of the address the trusted hop wrote,
   assert.equal(at('2001:db8:1234:5678::1'), '2001:db8:1234::/48');
 });
 
+/** An offline IP database the test writes: two ranges of one provider, one of another country's. */
+const geoDir = mkdtempSync(join(tmpdir(), 'cloakroom-geoip-'));
+const GEOIP_DB = join(geoDir, 'test.mmdb');
+writeMmdb(GEOIP_DB, [
+  { network: '203.0.113.0/24', country: 'NL', asn: 64500 },
+  { network: '198.51.100.0/24', country: 'NL', asn: 64500 },
+  { network: '192.0.2.0/24', country: 'BR', asn: 64511 },
+]);
+after(() => rmSync(geoDir, { recursive: true, force: true }));
+
+test('SESSION_GEOIP_DB: the owner of an address is its autonomous system and country; unknown addresses have none', () => {
+  assert.equal(networkOwner(GEOIP_DB, '203.0.113.10'), 'AS64500 NL');
+  assert.equal(networkOwner(GEOIP_DB, '192.0.2.44'), 'AS64511 BR');
+  assert.equal(networkOwner(GEOIP_DB, '10.1.2.3'), undefined);
+  assert.equal(networkOwner(GEOIP_DB, 'unknown'), undefined);
+  assert.equal(networkOwner(GEOIP_DB, '2001:db8::1'), undefined);
+});
+
+test('SESSION_GEOIP_DB that is missing or not an MMDB file stops the start, naming the variable', () => {
+  const base = { APP_BASE_URL: 'https://app.example', OIDC_ISSUER: 'https://idp.example', OIDC_CLIENT_ID: 'c', OIDC_CLIENT_SECRET: 's'.repeat(32), SESSION_SECRETS: randomBytes(32).toString('base64url'), BFF_ROUTES: '[]' };
+  const junk = join(geoDir, 'junk.mmdb');
+  writeFileSync(junk, 'not a database');
+  for (const [path, why] of [[join(geoDir, 'absent.mmdb'), 'does not exist'], [junk, 'could not be read as an MMDB database']]) {
+    assert.throws(() => loadConfig({ ...base, SESSION_GEOIP_DB: path }), (error: unknown) => error instanceof ConfigError && error.message.includes(`SESSION_GEOIP_DB ${why}`));
+  }
+  assert.equal(loadConfig({ ...base, SESSION_GEOIP_DB: GEOIP_DB }).geoipDb, GEOIP_DB);
+});
+
 describe('through the broker, TRUSTED_PROXY_HOPS=1', () => {
   let stack: Stack;
   let up: TestUpstream;
@@ -58,10 +91,11 @@ describe('through the broker, TRUSTED_PROXY_HOPS=1', () => {
     await up?.close();
   });
 
-  function configure(policy: 'log' | 'end') {
+  function configure(policy: 'log' | 'end', geoipDb?: string) {
     stack.configure({
       TRUSTED_PROXY_HOPS: '1',
       SESSION_ANOMALY_POLICY: policy,
+      SESSION_GEOIP_DB: geoipDb,
       BFF_ROUTES: JSON.stringify([{ path: '/api/up', upstream: up.url, auth: 'required' }]),
     });
   }
@@ -125,6 +159,40 @@ describe('through the broker, TRUSTED_PROXY_HOPS=1', () => {
     assert.equal(answer.status, 401);
     assert.deepEqual(await answer.json(), { error: 'session_expired', message: 'this session was ended: it was used from another network and browser' });
     assert.equal(up.records.length, 0);
+  });
+});
+
+describe('with SESSION_GEOIP_DB, end', () => {
+  let stack: Stack;
+  let up: TestUpstream;
+  before(async () => {
+    up = await startUpstream();
+    stack = await startStack();
+    stack.configure({
+      TRUSTED_PROXY_HOPS: '1',
+      SESSION_ANOMALY_POLICY: 'end',
+      SESSION_GEOIP_DB: GEOIP_DB,
+      BFF_ROUTES: JSON.stringify([{ path: '/api/up', upstream: up.url, auth: 'required' }]),
+    });
+  });
+  after(async () => {
+    await stack?.close();
+    await up?.close();
+  });
+
+  test("another range of the same provider with a new browser is one change (the browser), not an anomaly; another provider's with a new browser ends the session", async () => {
+    const browser = stack.newBrowser();
+    const callback = await authorizeWithoutBrowser(await browser.startLogin(), { username: 'alice', password: 'alice-password' }, `${stack.broker.url}/auth/callback`, { jar: browser.jar });
+    assert.equal((await browser.fetch(callback.pathname + callback.search, { headers: { 'x-forwarded-for': '203.0.113.10', 'user-agent': CHROME_120 } })).status, 303);
+    const call = (address: string, userAgent: string) => browser.api('/api/up/x', { headers: { 'x-forwarded-for': address, 'user-agent': userAgent } });
+    const networkBefore = await count('network');
+    const both = await count('network_and_browser');
+    assert.equal((await call('198.51.100.7', FIREFOX_128)).status, 200, 'AS64500 NL both times: only the browser changed');
+    assert.equal(await count('network'), networkBefore);
+    assert.equal(await count('network_and_browser'), both);
+    const thief = await call('192.0.2.44', FIREFOX_128);
+    assert.equal(thief.status, 401);
+    assert.equal(await count('network_and_browser'), both + 1);
   });
 });
 
