@@ -48,6 +48,7 @@ import { refreshStorm, type StormFigures } from './lib/storm.ts';
 import { redisPhases, redisReport } from './lib/redis-report.ts';
 import { websocketEcho, type EchoFigures } from './lib/websocket-echo.ts';
 import { measureUnsealCache, measureUnsealCost, type CacheFigures, type UnsealCost } from './lib/unseal.ts';
+import { measureOpsCost, type OpsCost } from './lib/ops-cost.ts';
 
 const args = new Set(process.argv.slice(2));
 for (const arg of args) {
@@ -333,6 +334,48 @@ async function memory(stack: Stack, distinct: CookiePool): Promise<MemoryFigures
   };
 }
 
+interface RateLimitCost {
+  sessions: number;
+  connections: number;
+  /** req/s per round with RATE_LIMIT_API at its default (600 per minute per session). */
+  atDefault: number[];
+  /** The same with RATE_LIMIT_API=0 (the limiter not consulted). */
+  off: number[];
+  costPercent: number;
+  failed: number;
+}
+
+/**
+ * The API rate limit's cost: the distinct-sessions load against a fresh broker with
+ * RATE_LIMIT_API at its default, then with it off, alternating per round. Each session
+ * stays far below 600 calls a minute here, so both answer 200 throughout and the
+ * difference is the limiter's check. (The throughput runs above keep the limit on but out
+ * of reach — one shared session at thousands of calls a second would be refused — so its
+ * check is in their figures too; RATE_LIMIT_AUTH is off there only for the sign-in setup.)
+ */
+async function rateLimitCost(stack: Stack, distinct: CookiePool): Promise<RateLimitCost> {
+  const connections = MEMORY_CONNECTIONS;
+  const figures: RateLimitCost = { sessions: distinct.size, connections, atDefault: [], off: [], costPercent: Number.NaN, failed: 0 };
+  const defaultEnv = { ...stack.brokerEnv };
+  delete defaultEnv.RATE_LIMIT_API;
+  for (let round = 1; round <= PLAN.rounds; round++) {
+    for (const [name, env, into] of [['default', defaultEnv, figures.atDefault], ['off', { ...stack.brokerEnv, RATE_LIMIT_API: '0' }, figures.off]] as const) {
+      await stopChild(stack.broker);
+      stack.broker = startBroker({ brokerPort: stack.brokerPort, brokerEnv: env });
+      await waitForHttp(`${stack.brokerOrigin}/healthz`, stack.broker);
+      const spec = { origin: `http://127.0.0.1:${stack.brokerPort}`, path: '/api/bench/items', headers: { ...BROWSER_API_HEADERS }, cookies: distinct, connections, serverPid: stack.broker.pid };
+      await runLoad({ ...spec, duration: PLAN.warmupSeconds });
+      const run = await runLoad({ ...spec, duration: PLAN.seconds });
+      figures.failed += run.errors + run.timeouts + run.non2xx;
+      into.push(run.requestsPerSecond);
+      progress(`rate limit cost · round ${round}/${PLAN.rounds} · RATE_LIMIT_API ${name}: ${describe(run)}`);
+    }
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  figures.costPercent = (1 - median(figures.atDefault) / median(figures.off)) * 100;
+  return figures;
+}
+
 function machine() {
   const cpus = os.cpus();
   return {
@@ -404,6 +447,9 @@ async function main(): Promise<number> {
   });
   progress(`  median ${echo.direct.medianUs.toFixed(0)} µs directly, ${echo.broker.medianUs.toFixed(0)} µs through the broker (+${echo.addedMedianUs.toFixed(0)} µs, ${echo.medianRatio.toFixed(2)} ×); p99 ${echo.direct.p99Us.toFixed(0)} / ${echo.broker.p99Us.toFixed(0)} µs`);
   const memoryFigures = await memory(stack, distinct);
+  progress(`rate limit cost: ${distinct.size} sessions, RATE_LIMIT_API at its default against off, ${PLAN.rounds} round(s)`);
+  const limits = await rateLimitCost(stack, distinct);
+  progress(`  the default limit costs ${limits.costPercent.toFixed(1)} % of req/s (median of ${limits.atDefault.length} round(s); negative: within the noise)`);
   const profile = CPU_PROF_DIR ? hotSpots(CPU_PROF_DIR) : undefined;
   await stopChild(stack.broker);
 
@@ -428,6 +474,10 @@ async function main(): Promise<number> {
     cache.push(figures);
     progress(`  ${figures.unseals} unseals, ${figures.cacheHits} cache hits (${(figures.hitRatio * 100).toFixed(1)} %)${figures.non200 ? `, ${figures.non200} FAILED` : ''}`);
   }
+
+  progress('operating costs in-process: metrics per proxied call, one scrape, the anomaly check when nothing changed');
+  const opsCost: OpsCost = await measureOpsCost(SMOKE ? 20_000 : 200_000);
+  progress(`  metrics ${(opsCost.metricsNsPerProxyCall / 1000).toFixed(2)} µs per call, scrape ${opsCost.scrapeMs.toFixed(1)} ms (${opsCost.scrapeBytes} bytes), anomaly check ${(opsCost.anomalyCheckNsUnchanged / 1000).toFixed(2)} µs`);
 
   progress(`refresh storm: ${PLAN.stormParallel} parallel requests on one session with an expired access token (rotating provider, ${PLAN.stormTtl} s tokens)`);
   const storm: StormFigures = await refreshStorm({ parallel: PLAN.stormParallel, accessTokenTtl: PLAN.stormTtl });
@@ -468,6 +518,7 @@ async function main(): Promise<number> {
     for (const s of summaries) if (s.errors + s.timeouts + s.non2xx > 0) failures.push(`${s.label}, ${s.connections} connections: ${s.errors} errors, ${s.timeouts} timeouts, ${s.non2xx} non-2xx`);
   }
   for (const step of memoryFigures.steps) if (step.failed > 0) failures.push(`memory run: ${step.failed} failed requests`);
+  if (limits.failed > 0) failures.push(`rate limit cost: ${limits.failed} failed requests (a 429 means the default limit was reached)`);
   for (const c of cache) if (c.non200 > 0) failures.push(`unseal cache run (${c.pattern}): ${c.non200} failed requests`);
   if (storm.succeeded === 0) failures.push('refresh storm: no request succeeded');
   for (const p of rotation.phases) if (p.failed > 0) failures.push(`rotation memory: ${p.failed} failed requests`);
@@ -501,6 +552,7 @@ async function main(): Promise<number> {
     refreshStorm: storm,
     websocketEcho: echo,
     memory: memoryFigures,
+    operatingCost: { rateLimit: limits, inProcess: opsCost },
     rotationMemory: rotation,
     redis: redis.figures,
     unseal: {
@@ -532,6 +584,8 @@ async function main(): Promise<number> {
   out.push(`memory          fresh broker ${(memoryFigures.atStartBytes / 1048576).toFixed(1)} MB; after ${memoryFigures.steps.map((s) => `${s.afterRequests.toLocaleString('en-US')}: ${(s.rssBytes / 1048576).toFixed(1)} MB`).join(', after ')}; growth ${memoryFigures.growthPercent.toFixed(1)} %`);
   out.push(`rotation memory ${rotation.sessions} sessions, ${rotation.accessTokenTtlSeconds} s tokens: ${rotation.phases.map((p, i) => `phase ${i + 1}: ${p.refreshGrants} refreshes, ${p.storeEntries} store entries (${p.entriesPerSession.toFixed(1)} per session), heap ${(p.heapBytes / 1048576).toFixed(1)} MB`).join('; ')}; ${rotation.entriesPerRefresh.toFixed(2)} entries per refresh`);
   out.push(`websocket echo  ${echo.messages} round trips of 64 bytes: median ${echo.direct.medianUs.toFixed(0)} µs directly, ${echo.broker.medianUs.toFixed(0)} µs through the broker (+${echo.addedMedianUs.toFixed(0)} µs, ${echo.medianRatio.toFixed(2)} ×); p99 ${echo.direct.p99Us.toFixed(0)} µs / ${echo.broker.p99Us.toFixed(0)} µs`);
+  out.push(`rate limit cost RATE_LIMIT_API default vs off, ${limits.sessions} sessions, ${limits.connections} connections: ${limits.atDefault.map(Math.round).join('/')} vs ${limits.off.map(Math.round).join('/')} req/s → the limit costs ${limits.costPercent.toFixed(1)} % (medians; negative: within the noise)`);
+  out.push(`metrics cost    ${(opsCost.metricsNsPerProxyCall / 1000).toFixed(2)} µs per proxied call (counter + histogram), ${opsCost.scrapeMs.toFixed(1)} ms per scrape of ${opsCost.scrapeBytes} bytes; anomaly check unchanged ${(opsCost.anomalyCheckNsUnchanged / 1000).toFixed(2)} µs — in-process`);
   out.push(`unseal cost     ${unsealCost.microsecondsPerUnseal.toFixed(0)} µs per iron-session unsealData (${unsealCost.sealBytes}-byte seal, ${unsealCost.calls} calls); the cache's key costs ${unsealCost.microsecondsPerCacheKey.toFixed(1)} µs`);
   out.push(...redisReport(redis));
   for (const c of cache) out.push(`unseal cache    ${c.pattern}: ${c.requests} requests → ${c.unseals} unseals, ${c.cacheHits} hits (${(c.hitRatio * 100).toFixed(1)} % spared) — measured in-process with the broker's handler`);

@@ -8,7 +8,8 @@
  *   regression/  named after what broke
  *
  * A suite whose prerequisite is missing (no Chromium; no redis-server for the files that
- * start one through helpers/redis-server.ts) is SKIPPED loudly; with
+ * start one through helpers/redis-server.ts; no prometheus/promtool for the files that use
+ * helpers/prometheus.ts) is SKIPPED loudly; with
  * REQUIRE_ALL=1 (set by .ci/run) a skipped suite fails the run.
  * Usage: node test/run.ts [unit|integration|e2e|regression|<file>...]
  */
@@ -17,6 +18,7 @@ import { existsSync, globSync, readFileSync } from 'node:fs';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 import { chromiumPath } from './helpers/chromium.ts';
+import { prometheusPath } from './helpers/prometheus.ts';
 import { redisServerPath } from './helpers/redis-server.ts';
 
 const SUITES = ['unit', 'integration', 'regression', 'e2e'] as const;
@@ -38,7 +40,11 @@ if (explicitFiles.length === 0) {
     if (needRedis.length > 0) {
       skippedSuites.push(`${suite}: ${needRedis.length} Redis files: no redis-server found — install Debian's redis-server (apt-get install redis-server) or set REDIS_SERVER_PATH`);
     }
-    files.push(...suiteFiles.filter((f) => !needRedis.includes(f)));
+    const needPrometheus = prometheusPath() ? [] : suiteFiles.filter((f) => readFileSync(f, 'utf8').includes('helpers/prometheus.ts'));
+    if (needPrometheus.length > 0) {
+      skippedSuites.push(`${suite}: ${needPrometheus.length} Prometheus files: no prometheus/promtool found — install Debian's prometheus (apt-get install prometheus) or set PROMETHEUS_PATH`);
+    }
+    files.push(...suiteFiles.filter((f) => !needRedis.includes(f) && !needPrometheus.includes(f)));
   }
 }
 

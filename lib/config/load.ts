@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { ipDatabase } from '../ops/ip-database.ts';
 import { envSchema, KNOWN_PREFIXES, UNPREFIXED_VARIABLES, type RawEnv } from './schema.ts';
 import { DEMO_ROUTES } from './demo-routes.ts';
 import { passwordId, secretWeakness } from './secrets.ts';
@@ -44,6 +45,8 @@ export interface Config {
   cookieMaxBytes: number;
   /** SESSION_ANOMALY_POLICY: `end` ends a session that shows two holders or a sudden change. */
   anomalyPolicy: 'log' | 'end';
+  /** SESSION_GEOIP_DB: the offline IP database (lib/ops/ip-database.ts), checked readable at start. */
+  geoipDb?: string;
   /** OIDC_CLOCK_TOLERANCE and OIDC_LOGOUT_TOKEN_MAX_AGE, in seconds. */
   clock: { tolerance: number; logoutTokenMaxAge: number };
   /** BFF_ALLOW_INSECURE_UPSTREAM. */
@@ -256,6 +259,15 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
 
   checkRedis(e, problems);
 
+  if (e.SESSION_GEOIP_DB) {
+    try {
+      ipDatabase(e.SESSION_GEOIP_DB);
+    } catch (error) {
+      const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : 'could not be read as an MMDB database';
+      problems.push(`SESSION_GEOIP_DB ${why}: give the path of a MaxMind DB file (e.g. GeoLite2-ASN.mmdb), or leave it unset to use the /24 and /48 networks alone`);
+    }
+  }
+
   // The ops token ends any user's sessions: it must be as unguessable as a session secret.
   if (e.OPS_TOKEN !== undefined) {
     const weakness = secretWeakness(e.OPS_TOKEN);
@@ -301,6 +313,7 @@ function checkAndBuild(e: Partial<RawEnv>, problems: string[]): Config {
     tokens: { refreshSkew: v.TOKEN_REFRESH_SKEW, refreshGrace: v.REFRESH_GRACE_PERIOD, lockLease: v.REFRESH_LOCK_LEASE },
     cookieMaxBytes: v.SESSION_COOKIE_MAX_BYTES,
     anomalyPolicy: v.SESSION_ANOMALY_POLICY,
+    geoipDb: v.SESSION_GEOIP_DB || undefined,
     clock: { tolerance: v.OIDC_CLOCK_TOLERANCE, logoutTokenMaxAge: v.OIDC_LOGOUT_TOKEN_MAX_AGE },
     allowInsecureUpstream: v.BFF_ALLOW_INSECURE_UPSTREAM,
     redis: {

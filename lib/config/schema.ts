@@ -111,6 +111,12 @@ export const envSchema = z.object({
    */
   SESSION_ANOMALY_POLICY: z.enum(['log', 'end'], { error: 'SESSION_ANOMALY_POLICY must be "log" or "end"' }).default('log'),
   /**
+   * Default: unset. Path of an offline IP database (MMDB: GeoLite2-ASN / -Country, DB-IP,
+   * IPinfo) for stolen-session detection: with it, a session's network is its autonomous
+   * system and country rather than its /24, so a move within one provider is no change.
+   */
+  SESSION_GEOIP_DB: z.string().optional(),
+  /**
    * Default: 30. Seconds of clock difference tolerated with the provider when checking
    * ID tokens and logout tokens (`iat`, `exp`, `nbf`).
    */

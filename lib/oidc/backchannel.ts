@@ -4,7 +4,9 @@ import { BrokerError } from '../errors.ts';
 import { readCappedText } from '../http/body.ts';
 import { errorResponse } from '../http/responses.ts';
 import { log } from '../log.ts';
+import { metrics } from '../ops/metrics.ts';
 import { endByLogoutToken } from '../session/revocation.ts';
+import { liveIndexEntries, subOfProviderSession } from '../session/session-index.ts';
 import { canonicalStoreKey } from '../stores/keys.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { getProvider } from './provider.ts';
@@ -140,11 +142,38 @@ export async function handleBackchannelLogout(request: Request, config: Config, 
       log.warn('backchannel_logout_refused', { reason: 'replayed' });
       throw new BrokerError('invalid_request', { publicMessage: 'logout token replayed' });
     }
-    await endByLogoutToken(store, config, { iss: config.oidc.issuer, sid: claims.sid, sub: claims.sub }, logoutCutoff(claims.iat, tolerance));
+    const cutoff = logoutCutoff(claims.iat, tolerance);
+    // Counted before the marks are written: afterwards the index no longer lists them as live.
+    const ending = await sessionsEndedByLogout(store, config, claims, cutoff);
+    await endByLogoutToken(store, config, { iss: config.oidc.issuer, sid: claims.sid, sub: claims.sub }, cutoff);
+    metrics.sessionsEnded.inc({ reason: 'backchannel' }, ending);
     await store.set(jtiKey, '1', logoutTokenMaxAge + tolerance * 2);
     log.info('backchannel_logout', { by: claims.sid && claims.sub ? 'sid+sub' : claims.sid ? 'sid' : 'sub' });
     return new Response(null, { status: 200, headers });
   } catch (error) {
     return errorResponse(error, headers);
+  }
+}
+
+/**
+ * How many live broker sessions a logout token ends, for `cloakroom_sessions_ended_total
+ * {reason="backchannel"}`: the revocation marks end them without listing them, so they
+ * are counted from the session index (the rule of §2.7 as `endByLogoutToken` applies it).
+ * Best effort: a count the index cannot give is 0, never a failed logout.
+ */
+async function sessionsEndedByLogout(store: KeyValueStore, config: Config, claims: LogoutClaims, cutoff: number): Promise<number> {
+  try {
+    const iss = config.oidc.issuer;
+    const sub = claims.sub ?? (claims.sid ? await subOfProviderSession(store, config, iss, claims.sid) : undefined);
+    if (!sub) return 0;
+    const entries = await liveIndexEntries(store, config, iss, sub);
+    return entries.filter((entry) => {
+      if (entry.createdAt > cutoff) return false;
+      if (!claims.sid) return true;
+      // With sid: that provider session's sessions, and (when sub is named too) the user's sessions that had no sid.
+      return entry.idpSid === claims.sid || (claims.sub !== undefined && entry.idpSid === undefined);
+    }).length;
+  } catch {
+    return 0;
   }
 }

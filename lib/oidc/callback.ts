@@ -5,6 +5,7 @@ import { causedByStoreOutage, errorResponse, escapeHtml, wantsHtml } from '../ht
 import { log } from '../log.ts';
 import { limitSignIn } from '../ops/rate-limit.ts';
 import { metrics } from '../ops/metrics.ts';
+import { originOf } from '../security/session-anomaly.ts';
 import { newSessionId, writeSession } from '../session/manager.ts';
 import { parseCookies } from '../http/cookies.ts';
 import { familyNames, presentNames, SessionTooLargeError } from '../session/codec.ts';
@@ -47,6 +48,8 @@ export async function handleCallback(request: Request, config: Config, store: Ke
     checkIssuer(query, provider);
     checkProviderError(query);
     const { session, idToken } = await exchangeCode(query, tx, provider, config);
+    // The baseline of stolen-session detection, sealed with the rest (session-anomaly.ts).
+    session.signedInFrom = originOf(request, config);
     // The browser sends no SameSite=Strict session cookie on the provider's cross-site
     // redirect here, so which session cookies it holds is unknown: every name of the
     // family not written now is expired, or a stale `cloakroom` would shadow new chunks

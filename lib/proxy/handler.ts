@@ -5,6 +5,7 @@ import { log } from '../log.ts';
 import { metrics } from '../ops/metrics.ts';
 import { limitApiCall } from '../ops/rate-limit.ts';
 import { checkCsrf } from '../security/csrf.ts';
+import { checkSessionOrigin } from '../security/session-anomaly.ts';
 import { clearSession, loadSession, rewriteSession, writeSessionWithinBudget, type LoadedSession } from '../session/manager.ts';
 import { endSession } from '../session/revocation.ts';
 import { StoreUnavailableError, type KeyValueStore } from '../stores/store.ts';
@@ -104,6 +105,7 @@ export async function authorize(request: Request, route: Route, config: Config, 
   let grant;
   let upstreamToken: string;
   try {
+    await checkSessionOrigin(request, loaded.session, config, store, peer);
     grant = await accessTokenFor(loaded.session, route.resource, config, store);
     // RFC 8693: the route's API gets a token exchanged for its audience and scope alone;
     // the session's own token (refreshed above when it had expired) is only the subject.

@@ -8,7 +8,8 @@ import { forgetSession } from './manager.ts';
 import { endSession } from './revocation.ts';
 import { entrySession, unindexSessions, type IndexEntry } from './session-index.ts';
 import { takeIdTokenHint } from './storage-hint.ts';
-import { sessionHandle } from './session.ts';
+import { sessionHandle, type Session } from './session.ts';
+import type { SessionEndReason } from '../ops/metrics.ts';
 
 /**
  * Ends indexed sessions of one user from elsewhere (another of the user's sessions, or an
@@ -46,4 +47,24 @@ export async function endIndexedSessions(
   const revoked = await revokeRefreshTokens(config, [...refreshTokens]);
   log.info('sessions_revoked', { sessionCount: entries.length, tokenCount: refreshTokens.size, revokedCount: revoked, by: cause });
   return entries.length;
+}
+
+/**
+ * Ends one session from within a request of its own (stolen-session detection), as
+ * logout does but without a browser to redirect: the `ended` mark first (every copy of
+ * the cookie on every instance is dead at its next check, and streams close), then the
+ * refresh record, the server-side record, the logout hint and the index entry, then the
+ * live refresh tokens revoked at the provider (RFC 7009), best effort — whichever holder
+ * is the thief, neither can refresh again.
+ */
+export async function endSessionEverywhere(store: KeyValueStore, config: Config, session: Session, reason: SessionEndReason): Promise<void> {
+  await endSession(store, config, session);
+  const refreshTokens = await liveRefreshTokens(session, config, store);
+  await forgetRefreshRecord(session, config, store);
+  await forgetSession(session, config, store);
+  await takeIdTokenHint(store, config, session);
+  await unindexSessions(store, config, session.iss, session.sub, new Set([session.id]));
+  metrics.sessionsEnded.inc({ reason });
+  const revoked = await revokeRefreshTokens(config, refreshTokens);
+  log.security('session_ended', { session: sessionHandle(session), reason, revokedCount: revoked });
 }

@@ -2,6 +2,7 @@ import type { Config } from '../config/load.ts';
 import { BrokerError } from '../errors.ts';
 import { jsonResponse } from '../http/responses.ts';
 import { checkCsrf } from '../security/csrf.ts';
+import { checkSessionOrigin } from '../security/session-anomaly.ts';
 import type { KeyValueStore } from '../stores/store.ts';
 import { reconcileSession } from '../tokens/manager.ts';
 import { clearSession, loadSession, rewriteSession, sessionExpiresAt, writeSessionWithinBudget } from './manager.ts';
@@ -27,6 +28,7 @@ export async function handleSession(request: Request, config: Config, store: Key
   const session = loaded.session;
   let newest;
   try {
+    await checkSessionOrigin(request, session, config, store);
     newest = await reconcileSession(session, config, store);
   } catch (error) {
     if (!(error instanceof BrokerError) || error.code !== 'session_expired') throw error;

@@ -17,6 +17,7 @@ import {
 } from './codec.ts';
 import { sessionStorage } from './storage.ts';
 import { sessionCookieAttributes, sessionCookieName } from './cookie.ts';
+import { countLapse } from './lapse-count.ts';
 import { isSessionEnded } from './revocation.ts';
 import { lastSeenDue, touchIndexedSession } from './session-index.ts';
 import { sessionExpiresAt, touchIntervalMs, type AccessToken, type Session } from './session.ts';
@@ -103,9 +104,11 @@ export async function loadSession(request: Request, config: Config, store: KeyVa
   const now = Date.now();
   const lifetimes = config.session;
   if (now >= unsealed.createdAt + lifetimes.absoluteTimeout * 1000) {
+    countLapse(store, config, unsealed, 'expired');
     return { session: undefined, present, reason: 'expired', needsWrite: false };
   }
   if (now >= unsealed.touchedAt + lifetimes.idleTimeout * 1000) {
+    countLapse(store, config, unsealed, 'idle');
     return { session: undefined, present, reason: 'idle', needsWrite: false };
   }
   if (await isSessionEnded(store, config, unsealed)) {

@@ -35,6 +35,14 @@ export interface Session {
   createdAt: number;
   /** Epoch milliseconds of the last activity written to the cookie (idle timeout). */
   touchedAt: number;
+  /** Where the sign-in came from, coarsely: the baseline of stolen-session detection (lib/security/session-anomaly.ts). */
+  signedInFrom?: SessionOrigin;
+}
+
+/** A coarse origin: the network (IPv4 /24, IPv6 /48) and browser family with major version. Never a full address. */
+export interface SessionOrigin {
+  network: string;
+  browser: string;
 }
 
 export interface SessionUser {

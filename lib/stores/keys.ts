@@ -14,7 +14,7 @@ import type { Config } from '../config/load.ts';
  * SESSION_SECRETS), so that instances mid-rotation — the same secrets in another order —
  * agree on it: locks use it alone.
  */
-export type StoreKeyKind = 'ended' | 'bcl-sid' | 'bcl-sub' | 'bcl-jti' | 'refresh' | 'refresh-lock' | 'session' | 'index' | 'index-sid' | 'revoked-before' | 'rate' | 'id-token' | 'exchange' | 'exchange-lock';
+export type StoreKeyKind = 'ended' | 'bcl-sid' | 'bcl-sub' | 'bcl-jti' | 'refresh' | 'refresh-lock' | 'session' | 'index' | 'index-sid' | 'revoked-before' | 'rate' | 'id-token' | 'exchange' | 'exchange-lock' | 'anomaly' | 'lapse';
 
 const keyingSecrets = new WeakMap<Config, string[]>();
 

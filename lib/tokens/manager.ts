@@ -241,6 +241,8 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     if (failure === 'grant_gone') {
       metrics.refresh.inc({ outcome: 'rejected' });
       noteRefreshOutcome('rejected');
+      // The provider ended the grant (expired, revoked there): the session ends with it.
+      metrics.sessionsEnded.inc({ reason: 'expired' });
       log.info('refresh_rejected', { resource: resource || undefined });
       await deleteRecord(session, config, store);
       throw new BrokerError('session_expired', { publicMessage: 'the identity provider ended this session', cause: error, endsSession: true });
