@@ -50,13 +50,14 @@ function frontendDir(value: string, problems: string[]): string | undefined {
     real = realpathSync(absolute);
     if (!statSync(real).isDirectory()) throw new Error('not a directory');
   } catch {
-    problems.push(`BFF_FRONTEND_DIR (${absolute}) is not a directory: give the folder of the app's build, e.g. the dist/ that \`vite build\` writes`);
+    // The value is not repeated (as for every variable): a misplaced secret must not reach the log.
+    problems.push(`BFF_FRONTEND_DIR is not a directory (a relative path counts from the broker's working directory): give the folder of the app's build, e.g. the dist/ that \`vite build\` writes`);
     return undefined;
   }
   try {
     if (!statSync(join(real, 'index.html')).isFile()) throw new Error('not a file');
   } catch {
-    problems.push(`BFF_FRONTEND_DIR (${absolute}) holds no index.html: give the folder of the app's build (run the app's build first)`);
+    problems.push(`BFF_FRONTEND_DIR holds no index.html: give the folder of the app's build (run the app's build first)`);
     return undefined;
   }
   return real;
