@@ -187,6 +187,10 @@ describe('a real Prometheus scraping two npm start instances on Redis', () => {
   });
 
   test('Prometheus reads back sign-ins, refreshes, proxied calls, origin changes, the anomaly, the reuse and the ends — summed over both instances', async () => {
+    // Both instances scraped after every request above was answered: each target's last
+    // scrape is newer than now (a count read between the two scrapes would be half of it).
+    const answeredBy = Date.now() / 1000;
+    await pollUntil(async () => (await value('min(timestamp(up))')) > answeredBy, 15_000, 'both targets scraped after the last request');
     await scrapedTo('sum(cloakroom_refresh_token_reuse_total)', 1);
     await scrapedTo('sum(cloakroom_sessions_ended_total{reason="anomaly"})', 2);
     assert.equal(await value('sum(cloakroom_sessions_started_total)'), 2);
