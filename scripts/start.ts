@@ -64,6 +64,16 @@ await app.prepare();
 // (the front door's) shares that state on globalThis, so this is normally instant. Never
 // refuses the start: the provider may simply not be up yet.
 await Promise.race([probeProvider(config).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
+// RFC 9449: a DPoP route needs a provider that advertises DPoP. Checked against the
+// discovery document when the provider answered in time (else on the first DPoP call).
+{
+  const { dpopProblemsAtStart } = await import('../lib/oidc/dpop.ts');
+  const problems = await dpopProblemsAtStart(config);
+  if (problems.length > 0) {
+    process.stderr.write(`Cloakroom cannot start. ${problems.length} configuration problem${problems.length > 1 ? 's' : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
+    process.exit(1);
+  }
+}
 // Next's request handler would add its own 'upgrade' listener to this server on the first
 // page request (next/dist/server/next.js setupWebSocketHandler), which ends every socket it
 // does not own — the API's WebSockets included. The front door's one listener decides.

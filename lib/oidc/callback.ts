@@ -16,6 +16,7 @@ import { indexSession } from '../session/session-index.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
 import { getProvider, isInvalidGrant, providerErrorCode } from './provider.ts';
 import { tokenFromResponse } from './tokens.ts';
+import { newSessionKey, routesNeedDPoP } from './dpop.ts';
 import { userWithUserInfo } from './userinfo.ts';
 
 /**
@@ -180,6 +181,8 @@ async function exchangeCode(
     createdAt: now,
     touchedAt: now,
   };
+  // RFC 9449: the key the session's DPoP-bound tokens will be bound to (lib/oidc/dpop.ts).
+  if (routesNeedDPoP(config)) session.dpopKey = await newSessionKey();
   // The ID token is not part of the session: its claims were checked and the few shown
   // copied; only a logout hint may keep it, server-side (see storage-hint.ts).
   return { session, idToken: tokens.id_token };

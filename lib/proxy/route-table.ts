@@ -45,6 +45,13 @@ export type Route = Readonly<{
    * towards `maxConcurrent`/`maxConcurrentPerSession` for as long as it is open.
    */
   websocket: boolean;
+  /**
+   * Default false. True (RFC 9449): the API gets a DPoP-bound token (`Authorization: DPoP`)
+   * and a fresh proof of the session's key for the upstream URL on every request
+   * (lib/proxy/dpop.ts). Not combinable with `websocket` (browsers' upgrade requests
+   * would need a proof per reconnect; refused at start).
+   */
+  dpop: boolean;
 }>;
 
 /** What the route table's validation needs from the rest of the configuration. */
@@ -90,7 +97,7 @@ const MAX_CONCURRENT_LIMIT = 100_000;
 
 const FIELDS = [
   'path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs',
-  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession', 'websocket',
+  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession', 'websocket', 'dpop',
 ] as const;
 
 /** RFC 9110 §5.1 field-name: a token. */
@@ -311,6 +318,7 @@ const routeSchema = z.strictObject(
     maxConcurrent: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT),
     maxConcurrentPerSession: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT_PER_SESSION),
     websocket: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
+    dpop: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
   },
   {
     error: (issue) =>
@@ -363,7 +371,9 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
     if (!result.success) {
       for (const issue of result.error.issues) problems.push(`${fieldName(index, issue.path)}: ${issue.message}`);
     } else {
-      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket } = result.data;
+      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket, dpop } = result.data;
+      if (dpop && auth === 'none') problems.push(`route[${index}].dpop: the route "${path}" has auth "none": a DPoP proof needs a session's token; set auth "required" or remove "dpop"`);
+      if (dpop && websocket) problems.push(`route[${index}].dpop: the route "${path}" has "websocket": true and "dpop": true, which are not supported together (the upgrade would need a proof per handshake); use a separate route for the WebSocket`);
       const cleartext = cleartextTokenProblem(path, upstream, auth, options);
       if (cleartext) problems.push(`route[${index}].upstream: ${cleartext}`);
       routes.push(
@@ -381,6 +391,7 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
           maxConcurrent,
           maxConcurrentPerSession: Math.min(maxConcurrentPerSession, maxConcurrent),
           websocket,
+          dpop,
         }),
       );
     }
