@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { startDemoApi, type DemoApi } from '../../demo/api.ts';
+import { startDPoPApi, type DPoPApi } from '../../demo/dpop-api.ts';
 import { startDevIdp, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
 import { BROKER_ENV_KEYS } from './stack.ts';
 import { freePort } from './ports.ts';
@@ -34,6 +35,9 @@ export interface ProductionStack {
   idp: DevIdp;
   demoApi: DemoApi;
   reportsApi: DemoApi;
+  /** With `dpopRoute`: the API behind `/api/secure`, which accepts only DPoP-bound tokens. */
+  dpopApi?: DPoPApi;
+  dpopAudience?: string;
   /** `http://localhost:<port>/`: the audience of each API's tokens. */
   demoAudience: string;
   reportsAudience: string;
@@ -66,6 +70,11 @@ export interface ProductionStackOptions {
   npmStart?: boolean;
   /** Adds `/api/live`: the demo API again, with `"websocket": true` (its WebSocket echo). */
   liveRoute?: boolean;
+  /**
+   * Adds `/api/secure`: the DPoP-only API (demo/dpop-api.ts) with `"dpop": true`, and
+   * turns on the provider's DPoP with required nonces (issue 12).
+   */
+  dpopRoute?: boolean;
 }
 
 export { freePort };
@@ -132,13 +141,18 @@ export async function startProductionStack(options: ProductionStackOptions = {})
     const clientSecret = randomBytes(24).toString('base64url');
     const sessionSecret = randomBytes(32).toString('base64url');
 
+    const dpopPort = options.dpopRoute ? await freePort() : 0;
+    const dpopAudience = options.dpopRoute ? `http://localhost:${dpopPort}/` : undefined;
     const idp = await startDevIdp({
       port: 0,
       rotateRefreshTokens: true,
       resources: {
         [demoAudience]: { scope: 'demo:read' },
         [reportsAudience]: { scope: 'reports:read' },
+        // Short-lived, so that a test sees a DPoP-bound token refreshed within seconds.
+        ...(dpopAudience ? { [dpopAudience]: { scope: 'secure:read', accessTokenTtl: 4 } } : {}),
       },
+      ...(options.dpopRoute ? { dpop: true } : {}),
       ...options.idp,
       clients: [
         {
@@ -176,6 +190,12 @@ export async function startProductionStack(options: ProductionStackOptions = {})
     ];
     if (options.liveRoute) {
       routes.push({ path: '/api/live', upstream: demoApi.url, auth: 'required', methods: ['GET'], resource: demoAudience, scopes: ['demo:read'], websocket: true } as (typeof routes)[number]);
+    }
+    let dpopApi: DPoPApi | undefined;
+    if (dpopAudience) {
+      dpopApi = await startDPoPApi({ port: dpopPort, issuer: idp.issuer, audience: dpopAudience, name: 'secure' });
+      closers.push(() => (dpopApi as DPoPApi).close());
+      routes.push({ path: '/api/secure', upstream: dpopApi.url, auth: 'required', methods: ['GET', 'POST', 'PUT'], resource: dpopAudience, scopes: ['secure:read'], dpop: true } as (typeof routes)[number]);
     }
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of BROKER_ENV_KEYS) delete env[key];
@@ -242,6 +262,8 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       idp,
       demoApi,
       reportsApi,
+      dpopApi,
+      dpopAudience,
       demoAudience,
       reportsAudience,
       clientSecret,
