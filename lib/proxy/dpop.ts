@@ -5,13 +5,14 @@
  *
  * Server nonces (§9): an API may answer 401 `WWW-Authenticate: DPoP error="use_dpop_nonce"`
  * with a `DPoP-Nonce`; the request is then sent once more with a proof carrying it. A
- * second sending needs the body again, so while the session's handle knows no nonce for
- * that API (the first call, or after a restart) the body is buffered up to
- * `DPOP_RETRY_BUFFER_BYTES`. A larger body is streamed as it comes; if the API then asks
- * for a nonce the call fails with 502 `upstream_unavailable` (the nonce is learnt, so the
- * browser's retry goes through) — never a half-consumed stream sent again. Once a nonce
- * is known, bodies stream without buffering (uploads of any size). Any `DPoP-Nonce` an
- * API answers with is remembered for the next proof.
+ * second sending needs the body again, so a body whose `Content-Length` fits
+ * `DPOP_RETRY_BUFFER_BYTES` is buffered, and so is any body while the session's handle
+ * knows no nonce for that API (the first call, or after a restart) — up to that limit.
+ * A larger body is streamed as it comes; if the API then asks for a nonce the call fails
+ * with 502 `upstream_unavailable` (the nonce is learnt, so the browser's retry goes
+ * through) — never a half-consumed stream sent again. Once a nonce is known, a chunked
+ * upload (no `Content-Length`) or a large one streams without buffering. Any
+ * `DPoP-Nonce` an API answers with is remembered for the next proof.
  *
  * The proxy's undici forward (forward.ts) is kept rather than openid-client's
  * `fetchProtectedResource`: that one would re-serialise the URL (the path and query
@@ -99,7 +100,13 @@ export async function forwardWithProof(
   const sendsBody = body !== null && method !== 'GET' && method !== 'HEAD';
   let replayable: Uint8Array | undefined;
   let first: Body = body;
-  if (sendsBody && !prover.knowsNonce(htu)) {
+  // Buffered (so that a nonce retry can send it again) when it is known to fit — a
+  // `Content-Length` within the limit, as every JSON call has — or when no nonce is known
+  // yet for this API, so a retry is likely. A chunked upload to an API whose nonce is
+  // known streams as it comes.
+  const declared = headers.get('content-length');
+  const fits = declared !== null && /^\d+$/.test(declared) && Number(declared) <= DPOP_RETRY_BUFFER_BYTES;
+  if (sendsBody && (fits || !prover.knowsNonce(htu))) {
     const buffered = await bufferUpTo(body, DPOP_RETRY_BUFFER_BYTES);
     if ('whole' in buffered) first = streamOf((replayable = buffered.whole));
     else first = buffered.rest;

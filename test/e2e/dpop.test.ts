@@ -49,7 +49,7 @@ test('a DPoP route: the token is bound to the session key (cnf.jkt), the proof c
   const body = (await response.json()) as Record<string, unknown>;
   assert.equal(response.status, 200, JSON.stringify(body));
   assert.equal(body.dpopBound, true);
-  assert.equal(body.sub, 'alice');
+  assert.equal(body.sub, 'user-alice');
   assert.equal(body.tokenJkt, body.proofJkt, 'the proof is made with the key the token is bound to');
   // htu is the API's own URL, never the broker's (and without the query).
   assert.equal(body.htu, `${api.url}/whoami`);
