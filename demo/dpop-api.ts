@@ -31,6 +31,8 @@ export interface DPoPApiOptions {
   name?: string;
   /** Default true: proofs must carry this API's nonce. */
   requireNonce?: boolean;
+  /** The origin its clients call it at, which `htu` must name. Default `http://127.0.0.1:<port>`. */
+  publicOrigin?: string;
 }
 
 /** What the API saw of one request it accepted or refused. */
@@ -153,6 +155,9 @@ export async function startDPoPApi(options: DPoPApiOptions): Promise<DPoPApi> {
     entry.bodySha256 = hash.digest('hex');
     sendJson(res, 200, {
       api: name,
+      audience: claims.aud,
+      scope: claims.scope,
+      expiresAt: claims.exp,
       method: req.method,
       path: url.pathname,
       query: url.search,
@@ -172,7 +177,7 @@ export async function startDPoPApi(options: DPoPApiOptions): Promise<DPoPApi> {
     });
   });
   const port = await listen(server, options.port, host);
-  selfUrl = `http://127.0.0.1:${port}`;
+  selfUrl = options.publicOrigin ?? `http://127.0.0.1:${port}`;
   return {
     url: selfUrl,
     port,

@@ -4,6 +4,8 @@
  *          tokens, 60-second access tokens so refreshes happen while you watch)
  *   :3002  the demo API  (audience http://localhost:3002/, scope demo:read)
  *   :3003  the reports API (audience http://localhost:3003/, scope reports:read)
+ *   :3004  the DPoP-only API (audience http://localhost:3004/, scope secure:read): it
+ *          verifies each request's DPoP proof and demands its own nonce (RFC 9449)
  *   :3000  the broker, production build
  * Ctrl-C stops all of it.
  */
@@ -14,6 +16,8 @@ import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { DEMO_USERS, loadOrCreateDemoJwks, startDevIdp } from './idp.ts';
 import { startDemoApi } from './api.ts';
+import { startDPoPApi } from './dpop-api.ts';
+import { DEMO_ROUTES } from '../lib/config/demo-routes.ts';
 
 const BROKER_PORT = 3000;
 const IDP_PORT = 3001;
@@ -54,6 +58,7 @@ const clientSecret = persistentSecret('client-secret');
 const resources = {
   'http://localhost:3002/': { scope: 'demo:read' },
   'http://localhost:3003/': { scope: 'reports:read' },
+  'http://localhost:3004/': { scope: 'secure:read' },
 };
 const idp = await startDevIdp({
   port: IDP_PORT,
@@ -61,6 +66,8 @@ const idp = await startDevIdp({
   resources,
   accessTokenTtl: 60,
   rotateRefreshTokens: true,
+  // RFC 9449 with required nonces, for the DPoP-only API on :3004.
+  dpop: true,
   clients: [
     {
       client_id: 'cloakroom-demo',
@@ -76,6 +83,13 @@ const demoApi = await startDemoApi({ port: 3002, issuer: idp.issuer, audience: '
 closers.push(() => demoApi.close());
 const reportsApi = await startDemoApi({ port: 3003, issuer: idp.issuer, audience: 'http://localhost:3003/', name: 'reports' });
 closers.push(() => reportsApi.close());
+const secureApi = await startDPoPApi({ port: 3004, issuer: idp.issuer, audience: 'http://localhost:3004/', name: 'secure (DPoP only)', publicOrigin: 'http://localhost:3004' });
+closers.push(() => secureApi.close());
+// The demo routes and a third one whose API accepts only DPoP-bound tokens (issue 12).
+const demoRoutes = [
+  ...DEMO_ROUTES,
+  { path: '/api/secure', upstream: 'http://localhost:3004', auth: 'required', resource: 'http://localhost:3004/', scopes: ['secure:read'], dpop: true },
+];
 
 // `npm start`'s server (scripts/start.ts: the front door), as in production.
 const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.ts', import.meta.url))], {
@@ -90,6 +104,7 @@ const broker = spawn(process.execPath, [fileURLToPath(new URL('../scripts/start.
     OIDC_CLIENT_ID: 'cloakroom-demo',
     OIDC_CLIENT_SECRET: clientSecret,
     SESSION_SECRETS: persistentSecret('session-secret'),
+    BFF_ROUTES: JSON.stringify(demoRoutes),
   },
 });
 children.push(broker);
@@ -119,6 +134,7 @@ ${users}
   Identity provider  ${idp.issuer}
   Demo API           ${demoApi.url}
   Reports API        ${reportsApi.url}
+  DPoP-only API      ${secureApi.url}  (behind /api/secure, "dpop": true)
 
   Ctrl-C stops everything.
 `);
