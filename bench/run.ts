@@ -48,6 +48,7 @@ import { refreshStorm, type StormFigures } from './lib/storm.ts';
 import { redisPhases, redisReport } from './lib/redis-report.ts';
 import { websocketEcho, type EchoFigures } from './lib/websocket-echo.ts';
 import { measureUnsealCache, measureUnsealCost, type CacheFigures, type UnsealCost } from './lib/unseal.ts';
+import { dpopReport, measureDPoPCost, type DPoPCost } from './lib/dpop-cost.ts';
 
 const args = new Set(process.argv.slice(2));
 for (const arg of args) {
@@ -439,6 +440,11 @@ async function main(): Promise<number> {
   // Redis: the store beside memory, the revocation cache's reads, the two-instance storm.
   const redis = await redisPhases({ stack, plan: PLAN, users: USERS, signInParallel: SIGN_IN_PARALLEL });
 
+  // DPoP (issue 12): the proof per request beside the plain Bearer route, on a stack of its own.
+  progress('dpop route: an ES256 proof in-process, then a Bearer and a DPoP route through npm start');
+  const dpop: DPoPCost = await measureDPoPCost({ proofCalls: PLAN.unsealCalls, connections: 10, seconds: PLAN.seconds, rounds: PLAN.rounds });
+  progress(`  ${dpopReport(dpop)}`);
+
   await shutdown();
   await stack.idp.close().catch(() => undefined);
 
@@ -503,6 +509,7 @@ async function main(): Promise<number> {
     memory: memoryFigures,
     rotationMemory: rotation,
     redis: redis.figures,
+    dpop,
     unseal: {
       cost: unsealCost,
       cache,
@@ -534,6 +541,7 @@ async function main(): Promise<number> {
   out.push(`websocket echo  ${echo.messages} round trips of 64 bytes: median ${echo.direct.medianUs.toFixed(0)} µs directly, ${echo.broker.medianUs.toFixed(0)} µs through the broker (+${echo.addedMedianUs.toFixed(0)} µs, ${echo.medianRatio.toFixed(2)} ×); p99 ${echo.direct.p99Us.toFixed(0)} µs / ${echo.broker.p99Us.toFixed(0)} µs`);
   out.push(`unseal cost     ${unsealCost.microsecondsPerUnseal.toFixed(0)} µs per iron-session unsealData (${unsealCost.sealBytes}-byte seal, ${unsealCost.calls} calls); the cache's key costs ${unsealCost.microsecondsPerCacheKey.toFixed(1)} µs`);
   out.push(...redisReport(redis));
+  out.push(dpopReport(dpop));
   for (const c of cache) out.push(`unseal cache    ${c.pattern}: ${c.requests} requests → ${c.unseals} unseals, ${c.cacheHits} hits (${(c.hitRatio * 100).toFixed(1)} % spared) — measured in-process with the broker's handler`);
   if (profile) {
     out.push('');

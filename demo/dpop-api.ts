@@ -78,6 +78,7 @@ export async function startDPoPApi(options: DPoPApiOptions): Promise<DPoPApi> {
   const requireNonce = options.requireNonce ?? true;
   const seen: SeenRequest[] = [];
   const usedJti = new Map<string, number>();
+  let lastSweep = 0;
   let nonce = randomBytes(16).toString('base64url');
   let jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   let selfUrl = '';
@@ -138,7 +139,11 @@ export async function startDPoPApi(options: DPoPApiOptions): Promise<DPoPApi> {
     const now = Math.floor(Date.now() / 1000);
     if (typeof payload.iat !== 'number' || Math.abs(now - payload.iat) > IAT_WINDOW_SECONDS) return refuse('iat outside the window', 'invalid_dpop_proof');
     if (typeof payload.jti !== 'string' || payload.jti.length < 8) return refuse('no jti', 'invalid_dpop_proof');
-    for (const [jti, at] of usedJti) if (at < now - 2 * IAT_WINDOW_SECONDS) usedJti.delete(jti);
+    // Proofs older than the iat window are refused anyway: their jtis are forgotten (at most once a second).
+    if (now !== lastSweep) {
+      lastSweep = now;
+      for (const [jti, at] of usedJti) if (at < now - 2 * IAT_WINDOW_SECONDS) usedJti.delete(jti);
+    }
     if (usedJti.has(payload.jti)) return refuse('jti replayed', 'invalid_dpop_proof');
     if (entry.proofJkt !== tokenJkt) return refuse('proof key is not the token\'s key (cnf.jkt)');
     // The nonce is checked last: a nonce challenge must not hint that anything else was wrong.

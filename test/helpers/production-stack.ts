@@ -75,6 +75,8 @@ export interface ProductionStackOptions {
    * turns on the provider's DPoP with required nonces (issue 12).
    */
   dpopRoute?: boolean;
+  /** Seconds the DPoP API's tokens live. Default 4 (a refresh within seconds). */
+  dpopAccessTokenTtl?: number;
 }
 
 export { freePort };
@@ -150,7 +152,7 @@ export async function startProductionStack(options: ProductionStackOptions = {})
         [demoAudience]: { scope: 'demo:read' },
         [reportsAudience]: { scope: 'reports:read' },
         // Short-lived, so that a test sees a DPoP-bound token refreshed within seconds.
-        ...(dpopAudience ? { [dpopAudience]: { scope: 'secure:read', accessTokenTtl: 4 } } : {}),
+        ...(dpopAudience ? { [dpopAudience]: { scope: 'secure:read', accessTokenTtl: options.dpopAccessTokenTtl ?? 4 } } : {}),
       },
       ...(options.dpopRoute ? { dpop: true } : {}),
       ...options.idp,
