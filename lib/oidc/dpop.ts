@@ -85,6 +85,21 @@ const STATE = Symbol.for('cloakroom.oidc.dpop-handles');
 const shared = globalThis as { [STATE]?: LRUCache<string, Promise<SessionProver>> };
 const handles = (shared[STATE] ??= new LRUCache<string, Promise<SessionProver>>({ max: HANDLES_MAX, ttl: HANDLES_IDLE_MS, updateAgeOnGet: true }));
 
+const handleKey = (sessionId: string, jwk: DPoPPrivateJwk) => digest(`dpop handle\n${sessionId}\n${jwk.x}`);
+
+/**
+ * A prover for a key that has no session yet: the sign-in's (`dpop_jkt` at the
+ * authorization request, RFC 9449 §10, and the proof at the code exchange).
+ */
+export function proverForKey(jwk: DPoPPrivateJwk, config: Config): Promise<SessionProver> {
+  return buildProver(jwk, config);
+}
+
+/** The sign-in's prover becomes its new session's (the provider's nonce is already known). */
+export function adoptProver(session: Pick<Session, 'id' | 'dpopKey'>, prover: SessionProver): void {
+  if (session.dpopKey) handles.set(handleKey(session.id, session.dpopKey), Promise.resolve(prover));
+}
+
 /** The session's prover in this process (created once, then reused so nonces are remembered). */
 export function proverFor(session: Pick<Session, 'id' | 'dpopKey'>, config: Config): Promise<SessionProver> {
   const jwk = session.dpopKey;
@@ -93,7 +108,7 @@ export function proverFor(session: Pick<Session, 'id' | 'dpopKey'>, config: Conf
     return Promise.reject(new BrokerError('unauthenticated', { publicMessage: 'this API needs a new sign-in (the session has no DPoP key)' }));
   }
   // Keyed by a hash of the id and the key's public half: never the session id itself.
-  const cacheKey = digest(`dpop handle\n${session.id}\n${jwk.x}`);
+  const cacheKey = handleKey(session.id, jwk);
   let prover = handles.get(cacheKey);
   if (!prover) {
     prover = buildProver(jwk, config);

@@ -107,7 +107,14 @@ export async function forwardWithProof(
   const declared = headers.get('content-length');
   const fits = declared !== null && /^\d+$/.test(declared) && Number(declared) <= DPOP_RETRY_BUFFER_BYTES;
   if (sendsBody && (fits || !prover.knowsNonce(htu))) {
-    const buffered = await bufferUpTo(body, DPOP_RETRY_BUFFER_BYTES);
+    let buffered: Awaited<ReturnType<typeof bufferUpTo>>;
+    try {
+      buffered = await bufferUpTo(body, DPOP_RETRY_BUFFER_BYTES);
+    } catch (error) {
+      // The browser went away or broke off its upload: nothing was sent to the API.
+      options.onSettled?.();
+      throw new BrokerError('invalid_request', { publicMessage: 'the request body could not be read', cause: error });
+    }
     if ('whole' in buffered) first = streamOf((replayable = buffered.whole));
     else first = buffered.rest;
   }
