@@ -70,7 +70,7 @@ await Promise.race([probeProvider(config).catch(() => undefined), new Promise((r
   const { dpopProblemsAtStart } = await import('../lib/oidc/dpop.ts');
   const problems = await dpopProblemsAtStart(config);
   if (problems.length > 0) {
-    process.stderr.write(`Cloakroom cannot start. ${problems.length} configuration problem${problems.length > 1 ? 's' : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`);
+    process.stderr.write(`Cloakroom cannot start. ${new ConfigError(problems).message}\n`);
     process.exit(1);
   }
 }
