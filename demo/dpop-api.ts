@@ -50,6 +50,8 @@ export interface SeenRequest {
   /** Bytes of the body the API read (accepted requests only). */
   bodyBytes?: number;
   bodySha256?: string;
+  /** Epoch ms when the body's first byte arrived (streaming shows as first byte long before the end). */
+  firstByteAt?: number;
 }
 
 export interface DPoPApi {
@@ -153,6 +155,7 @@ export async function startDPoPApi(options: DPoPApiOptions): Promise<DPoPApi> {
     const hash = createHash('sha256');
     let bytes = 0;
     for await (const chunk of req) {
+      entry.firstByteAt ??= Date.now();
       hash.update(chunk as Buffer);
       bytes += (chunk as Buffer).byteLength;
     }

@@ -169,11 +169,13 @@ test('a streaming upload on a DPoP route (nonce known): streamed through, comple
   const chunk = Buffer.alloc(256 * 1024, 0x62);
   const chunks = 12;
   let sent = 0;
+  let lastSentAt = 0;
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       if (sent === chunks) return controller.close();
       sent += 1;
       await sleep(20);
+      if (sent === chunks) lastSentAt = Date.now();
       controller.enqueue(chunk);
     },
   });
@@ -182,6 +184,9 @@ test('a streaming upload on a DPoP route (nonce known): streamed through, comple
   assert.equal(response.status, 200, JSON.stringify(body));
   assert.equal(body.bodyBytes, chunk.byteLength * chunks);
   assert.equal(body.bodySha256, sha256(Buffer.concat(Array.from({ length: chunks }, () => chunk))));
+  // Streamed, not buffered: the API had the first bytes before the browser sent the last.
+  const seen = api.seen.filter((s) => s.path === '/upload' && s.outcome === 'accepted').at(-1);
+  assert.ok(seen?.firstByteAt && seen.firstByteAt < lastSentAt, `first byte at ${seen?.firstByteAt}, last chunk sent at ${lastSentAt}`);
 });
 
 test('refresh keeps the binding: the next DPoP-bound token has the same cnf.jkt', async () => {
