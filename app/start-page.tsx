@@ -159,7 +159,7 @@ export function StartPage({ apiPaths }: { apiPaths: string[] }) {
 /** What the API saw in its token, as the demo API reports it: audience, scopes, expiry. */
 function TokenSummary({ body, at }: { body: unknown; at: number }) {
   if (!body || typeof body !== 'object' || !('audience' in body)) return null;
-  const seen = body as { api?: string; audience?: string | string[]; scope?: string; expiresAt?: number; grantType?: string };
+  const seen = body as { api?: string; audience?: string | string[]; scope?: string; expiresAt?: number; grantType?: string; dpopBound?: boolean; tokenJkt?: string; htu?: string };
   const expiresIn = seen.expiresAt ? Math.max(0, Math.round(seen.expiresAt - at / 1000)) : undefined;
   return (
     <dl data-testid="token-summary">
@@ -177,6 +177,12 @@ function TokenSummary({ body, at }: { body: unknown; at: number }) {
       </dd>
       <dt>Token expires</dt>
       <dd>{expiresIn === undefined ? '—' : `in ${expiresIn} s (the broker renews it before then)`}</dd>
+      <dt>Sender-constrained</dt>
+      <dd data-testid="dpop-bound">
+        {seen.dpopBound
+          ? `DPoP-bound (RFC 9449): key thumbprint ${seen.tokenJkt ?? '?'}, proof checked for ${seen.htu ?? '?'}`
+          : 'no: a Bearer token'}
+      </dd>
     </dl>
   );
 }

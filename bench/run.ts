@@ -49,6 +49,7 @@ import { redisPhases, redisReport } from './lib/redis-report.ts';
 import { websocketEcho, type EchoFigures } from './lib/websocket-echo.ts';
 import { measureUnsealCache, measureUnsealCost, type CacheFigures, type UnsealCost } from './lib/unseal.ts';
 import { measureOpsCost, type OpsCost } from './lib/ops-cost.ts';
+import { dpopReport, measureDPoPCost, type DPoPCost } from './lib/dpop-cost.ts';
 
 const args = new Set(process.argv.slice(2));
 for (const arg of args) {
@@ -489,6 +490,11 @@ async function main(): Promise<number> {
   // Redis: the store beside memory, the revocation cache's reads, the two-instance storm.
   const redis = await redisPhases({ stack, plan: PLAN, users: USERS, signInParallel: SIGN_IN_PARALLEL });
 
+  // DPoP (issue 12): the proof per request beside the plain Bearer route, on a stack of its own.
+  progress('dpop route: an ES256 proof in-process, then a Bearer and a DPoP route through npm start');
+  const dpop: DPoPCost = await measureDPoPCost({ proofCalls: PLAN.unsealCalls, connections: 10, seconds: PLAN.seconds, rounds: PLAN.rounds });
+  progress(`  ${dpopReport(dpop)}`);
+
   await shutdown();
   await stack.idp.close().catch(() => undefined);
 
@@ -555,6 +561,7 @@ async function main(): Promise<number> {
     operatingCost: { rateLimit: limits, inProcess: opsCost },
     rotationMemory: rotation,
     redis: redis.figures,
+    dpop,
     unseal: {
       cost: unsealCost,
       cache,
@@ -588,6 +595,7 @@ async function main(): Promise<number> {
   out.push(`metrics cost    ${(opsCost.metricsNsPerProxyCall / 1000).toFixed(2)} µs per proxied call (counter + histogram), ${opsCost.scrapeMs.toFixed(1)} ms per scrape of ${opsCost.scrapeBytes} bytes; anomaly check unchanged ${(opsCost.anomalyCheckNsUnchanged / 1000).toFixed(2)} µs — in-process`);
   out.push(`unseal cost     ${unsealCost.microsecondsPerUnseal.toFixed(0)} µs per iron-session unsealData (${unsealCost.sealBytes}-byte seal, ${unsealCost.calls} calls); the cache's key costs ${unsealCost.microsecondsPerCacheKey.toFixed(1)} µs`);
   out.push(...redisReport(redis));
+  out.push(dpopReport(dpop));
   for (const c of cache) out.push(`unseal cache    ${c.pattern}: ${c.requests} requests → ${c.unseals} unseals, ${c.cacheHits} hits (${(c.hitRatio * 100).toFixed(1)} % spared) — measured in-process with the broker's handler`);
   if (profile) {
     out.push('');

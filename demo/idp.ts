@@ -83,6 +83,12 @@ export interface DevIdpOptions {
    */
   claimsOnlyAtUserInfo?: boolean;
   /**
+   * True: RFC 9449 DPoP at the token endpoint (`features.dPoP`), with server nonces
+   * required so that clients exercise the `use_dpop_nonce` retry (RFC 9449 §8). False:
+   * DPoP off (not advertised). Default: oidc-provider's own default.
+   */
+  dpop?: boolean;
+  /**
    * Called with the provider before it starts serving, so that tests can make it behave
    * like other providers (Koa middleware via `provider.use`, patched models). Koa composes
    * its middleware when serving starts: `provider.use` afterwards would never run.
@@ -548,6 +554,10 @@ ${form}
         },
       },
       backchannelLogout: { enabled: true },
+      // DPoP (issue 12): proofs at the token endpoint bind access tokens (`cnf.jkt`);
+      // `requireNonce` makes every proof carry a server nonce (RFC 9449 §8).
+      ...(options.dpop === true ? { dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true } } : {}),
+      ...(options.dpop === false ? { dPoP: { enabled: false } } : {}),
       pushedAuthorizationRequests: { enabled: options.par ?? true },
       resourceIndicators: {
         enabled: true,

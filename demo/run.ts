@@ -6,6 +6,8 @@
  *   :3003  the reports API (audience http://localhost:3003/, scope reports:read)
  *   :3005  the orders API, reached with exchanged tokens only (RFC 8693: audience
  *          urn:cloakroom:orders, scope orders:read — never the sign-in's token)
+ *   :3004  the DPoP-only API (audience http://localhost:3004/, scope secure:read): it
+ *          verifies each request's DPoP proof and demands its own nonce (RFC 9449)
  *   :3000  the broker, production build
  * Ctrl-C stops all of it.
  *
@@ -22,6 +24,7 @@ import pretty from 'pino-pretty';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { DEMO_USERS, loadOrCreateDemoJwks, startDevIdp } from './idp.ts';
 import { startDemoApi } from './api.ts';
+import { startDPoPApi } from './dpop-api.ts';
 
 const BROKER_PORT = 3000;
 const IDP_PORT = 3001;
@@ -77,6 +80,7 @@ const clientAuthentication = privateKeyJwt
 const resources = {
   'http://localhost:3002/': { scope: 'demo:read' },
   'http://localhost:3003/': { scope: 'reports:read' },
+  'http://localhost:3004/': { scope: 'secure:read' },
 };
 const ORDERS_AUDIENCE = 'urn:cloakroom:orders';
 const jwksFile = `${STATE_DIR}/idp-jwks.json`;
@@ -91,6 +95,8 @@ const idp = await startDevIdp({
   resources,
   accessTokenTtl: 60,
   rotateRefreshTokens: true,
+  // RFC 9449 with required nonces, for the DPoP-only API on :3004.
+  dpop: true,
   clients: [
     {
       client_id: 'cloakroom-demo',
@@ -108,11 +114,15 @@ const demoApi = await startDemoApi({ port: 3002, issuer: idp.issuer, audience: '
 closers.push(() => demoApi.close());
 const reportsApi = await startDemoApi({ port: 3003, issuer: idp.issuer, audience: 'http://localhost:3003/', name: 'reports' });
 closers.push(() => reportsApi.close());
+const secureApi = await startDPoPApi({ port: 3004, issuer: idp.issuer, audience: 'http://localhost:3004/', name: 'secure (DPoP only)', publicOrigin: 'http://localhost:3004' });
+closers.push(() => secureApi.close());
 const ordersApi = await startDemoApi({ port: 3005, issuer: idp.issuer, audience: ORDERS_AUDIENCE, name: 'orders' });
 closers.push(() => ordersApi.close());
+// The demo routes, the DPoP-only API's (issue 12) and the exchanged-token API's.
 const DEMO_ROUTE_TABLE = [
   { path: '/api/demo', upstream: demoApi.url, auth: 'required', resource: 'http://localhost:3002/', scopes: ['demo:read'] },
   { path: '/api/reports', upstream: reportsApi.url, auth: 'required', resource: 'http://localhost:3003/', scopes: ['reports:read'] },
+  { path: '/api/secure', upstream: 'http://localhost:3004', auth: 'required', resource: 'http://localhost:3004/', scopes: ['secure:read'], dpop: true },
   { path: '/api/orders', upstream: ordersApi.url, auth: 'required', methods: ['GET'], exchange: { audience: ORDERS_AUDIENCE, scope: 'orders:read' } },
 ];
 
@@ -165,6 +175,7 @@ ${users}
   Identity provider  ${idp.issuer}
   Demo API           ${demoApi.url}
   Reports API        ${reportsApi.url}
+  DPoP-only API      ${secureApi.url}  (behind /api/secure, "dpop": true)
   Orders API         ${ordersApi.url}  (exchanged tokens only)
 
   Rotate the provider's signing keys:  curl -X POST ${idp.issuer}/dev/rotate-signing-keys

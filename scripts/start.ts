@@ -71,12 +71,17 @@ await app.prepare();
 // (the front door's) shares that state on globalThis, so this is normally instant. Never
 // refuses the start: the provider may simply not be up yet.
 await Promise.race([probeProvider(config).catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 3_000).unref())]);
-// A provider that answers but lacks a grant the route table needs (`"exchange"`) is a
-// configuration error like any other: refuse to start, naming the route and the fix.
-const unsuitable = providerConfigurationProblems();
-if (unsuitable) {
-  process.stderr.write(`Cloakroom cannot start. Invalid configuration:\n${unsuitable.map((p) => `  - ${p}`).join('\n')}\n`);
-  process.exit(1);
+// A provider that answers but lacks what the route table needs — the token-exchange grant
+// for `"exchange"` routes, DPoP (RFC 9449) for `"dpop"` routes — is a configuration error
+// like any other: refuse to start, naming each route and the fix. Checked against the
+// discovery document when the provider answered in time (else on the first such call).
+{
+  const { dpopProblemsAtStart } = await import('../lib/oidc/dpop.ts');
+  const problems = [...(providerConfigurationProblems() ?? []), ...(await dpopProblemsAtStart(config))];
+  if (problems.length > 0) {
+    process.stderr.write(`Cloakroom cannot start. ${new ConfigError(problems).message}\n`);
+    process.exit(1);
+  }
 }
 // Next's request handler would add its own 'upgrade' listener to this server on the first
 // page request (next/dist/server/next.js setupWebSocketHandler), which ends every socket it

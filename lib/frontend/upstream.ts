@@ -31,6 +31,7 @@ function frontendRoute(upstream: URL): Route {
     maxConcurrentPerSession: 1024,
     websocket: true,
     exchange: undefined,
+    dpop: false,
   });
 }
 

@@ -17,6 +17,7 @@ import { indexSession } from '../session/session-index.ts';
 import { endTransaction, findTransaction, type LoginTransaction } from '../session/transactions.ts';
 import { getProvider, isInvalidGrant, providerErrorCode } from './provider.ts';
 import { tokenFromResponse } from './tokens.ts';
+import { adoptProver, dpopTokenKey, newSessionKey, proverForKey, routesNeedDPoP } from './dpop.ts';
 import { userWithUserInfo } from './userinfo.ts';
 
 /**
@@ -150,13 +151,21 @@ async function exchangeCode(
   // from the request's Host.
   const currentUrl = new URL(`${config.redirectUri}?${query.toString()}`);
   let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
+  // RFC 9449 §10: the code was bound to this key (`dpop_jkt`); the exchange proves it.
+  const prover = tx.dpopKey ? await proverForKey(tx.dpopKey, config) : undefined;
   try {
-    tokens = await client.authorizationCodeGrant(provider, currentUrl, {
-      pkceCodeVerifier: tx.codeVerifier,
-      expectedState: tx.state,
-      expectedNonce: tx.nonce,
-      idTokenExpected: true,
-    });
+    tokens = await client.authorizationCodeGrant(
+      provider,
+      currentUrl,
+      {
+        pkceCodeVerifier: tx.codeVerifier,
+        expectedState: tx.state,
+        expectedNonce: tx.nonce,
+        idTokenExpected: true,
+      },
+      undefined,
+      prover ? { DPoP: prover.handle } : undefined,
+    );
   } catch (error) {
     const code = providerErrorCode(error);
     if (code || isInvalidGrant(error) || error instanceof client.ClientError) {
@@ -170,6 +179,7 @@ async function exchangeCode(
   const claims = tokens.claims();
   if (!claims) throw new BrokerError('invalid_request', { publicMessage: 'The identity provider sent no ID token.' });
   const now = Date.now();
+  const bound = prover !== undefined && tokens.token_type.toLowerCase() === 'dpop';
   const session: Session = {
     v: 1,
     id: newSessionId(),
@@ -177,12 +187,20 @@ async function exchangeCode(
     sub: claims.sub,
     idpSid: typeof claims.sid === 'string' ? claims.sid : undefined,
     // OIDC Core §5.4: name and email may come from UserInfo alone.
-    user: await userWithUserInfo(provider, tokens.access_token, claims, config.oidc.scopes),
+    user: await userWithUserInfo(provider, tokens.access_token, claims, config.oidc.scopes, bound ? prover?.handle : undefined),
     refreshToken: tokens.refresh_token,
-    tokens: { '': tokenFromResponse(tokens, now, config.tokens.refreshSkew) },
+    // A DPoP-bound sign-in token goes to its own slot: never sent as Bearer (lib/oidc/dpop.ts).
+    tokens: { [bound ? dpopTokenKey(undefined) : '']: tokenFromResponse(tokens, now, config.tokens.refreshSkew) },
     createdAt: now,
     touchedAt: now,
   };
+  // RFC 9449: the key the session's DPoP-bound tokens will be bound to (lib/oidc/dpop.ts).
+  if (tx.dpopKey) {
+    session.dpopKey = tx.dpopKey;
+    if (prover) adoptProver(session, prover);
+  } else if (routesNeedDPoP(config)) {
+    session.dpopKey = await newSessionKey();
+  }
   // The ID token is not part of the session: its claims were checked and the few shown
   // copied; only a logout hint may keep it, server-side (see storage-hint.ts).
   return { session, idToken: tokens.id_token };

@@ -5,6 +5,7 @@ import { limitSignIn } from '../ops/rate-limit.ts';
 import { safeReturnTo } from '../security/return-to.ts';
 import { startTransaction } from '../session/transactions.ts';
 import { getProvider } from './provider.ts';
+import { dpopProviderProblems, newSessionKey, proverForKey, routesNeedDPoP, type DPoPPrivateJwk } from './dpop.ts';
 
 /**
  * `GET /auth/login?returnTo=/path`: starts the authorization-code flow with PKCE S256
@@ -36,6 +37,13 @@ export async function handleLogin(request: Request, config: Config): Promise<Res
   // RFC 8707: every API audience is asked for at sign-in, so that later refreshes may
   // narrow to one resource at a time.
   for (const resource of config.oidc.resources) parameters.append('resource', resource);
+  // RFC 9449 §10: the code is bound to the session's DPoP key, so a stolen code cannot be
+  // redeemed without it; the key is made here and travels sealed in the transaction.
+  let dpopKey: DPoPPrivateJwk | undefined;
+  if (routesNeedDPoP(config) && dpopProviderProblems(config, provider.serverMetadata()).length === 0) {
+    dpopKey = await newSessionKey();
+    parameters.set('dpop_jkt', await (await proverForKey(dpopKey, config)).thumbprint);
+  }
 
   let authorizationUrl: URL;
   try {
@@ -50,7 +58,7 @@ export async function handleLogin(request: Request, config: Config): Promise<Res
   const headers = new Headers({ location: authorizationUrl.href, 'cache-control': 'no-store' });
   const setCookies = await startTransaction(
     request,
-    { state, nonce, codeVerifier, returnTo, createdAt: Date.now() },
+    { state, nonce, codeVerifier, returnTo, createdAt: Date.now(), ...(dpopKey ? { dpopKey } : {}) },
     config,
   );
   for (const cookie of setCookies) headers.append('set-cookie', cookie);

@@ -24,6 +24,8 @@ export async function userWithUserInfo(
   accessToken: string | undefined,
   idTokenClaims: Record<string, unknown> & { sub: string },
   scopes: string,
+  /** A DPoP-bound access token is presented with a proof of its key (RFC 9449 §7). */
+  dpop?: client.DPoPHandle,
 ): Promise<SessionUser> {
   const user = userFromClaims(idTokenClaims);
   const requested = new Set(scopes.split(/\s+/));
@@ -32,7 +34,7 @@ export async function userWithUserInfo(
 
   let claims: client.UserInfoResponse;
   try {
-    claims = await client.fetchUserInfo(provider, accessToken, idTokenClaims.sub);
+    claims = await client.fetchUserInfo(provider, accessToken, idTokenClaims.sub, dpop ? { DPoP: dpop } : undefined);
   } catch (error) {
     const described = describeProviderError(error);
     const subjectMismatch = described.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED';

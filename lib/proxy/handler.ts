@@ -14,6 +14,8 @@ import { accessTokenFor, sessionToWrite } from '../tokens/manager.ts';
 import type { Session } from '../session/session.ts';
 import { admitExchange } from './concurrency.ts';
 import { forward, isStreaming, type UpstreamAnswer } from './forward.ts';
+import { forwardWithProof } from './dpop.ts';
+import { dpopTokenKey, proverFor, type SessionProver } from '../oidc/dpop.ts';
 import { StreamLifetime } from './stream-lifetime.ts';
 import { headersForBrowser, headersForUpstream } from './headers.ts';
 import { buildUpstreamUrl } from './path.ts';
@@ -77,6 +79,8 @@ export async function cookiesOrNone(pending: PendingWrite, config: Config, store
 /** What steps 4 and 5 of the pipeline leave for the exchange. */
 export interface Authorized {
   accessToken?: string;
+  /** A `"dpop": true` route: the session's key, which proves each upstream request (dpop.ts). */
+  prover?: SessionProver;
   /** The session as this call leaves it (refreshed, or as loaded): the one whose end ends a stream. */
   session?: Session;
   /** A session cookie the answer must write (refreshed tokens or idle activity), computed once the API answered. */
@@ -104,11 +108,15 @@ export async function authorize(request: Request, route: Route, config: Config, 
   }
   let grant;
   let upstreamToken: string;
+  let prover: SessionProver | undefined;
   try {
     await checkSessionOrigin(request, loaded.session, config, store, peer);
-    grant = await accessTokenFor(loaded.session, route.resource, config, store);
+    // RFC 9449: a DPoP route's token is bound to the session's key (its own token slot).
+    if (route.dpop) prover = await proverFor(loaded.session, config);
+    grant = await accessTokenFor(loaded.session, route.resource, config, store, { dpop: prover?.handle });
     // RFC 8693: the route's API gets a token exchanged for its audience and scope alone;
     // the session's own token (refreshed above when it had expired) is only the subject.
+    // (`exchange` and `dpop` are refused together in route-table.ts.)
     upstreamToken = route.exchange ? (await exchangedTokenFor(grant.session, grant.token, route.exchange, config, store)).value : grant.token.value;
   } catch (error) {
     if (error instanceof BrokerError && error.endsSession) {
@@ -117,8 +125,9 @@ export async function authorize(request: Request, route: Route, config: Config, 
     }
     throw error;
   }
-  const pending = grant.changed || loaded.needsWrite ? { session: grant.session, loaded, resource: route.resource ?? '' } : undefined;
-  return { accessToken: upstreamToken, session: grant.session, pending };
+  const slot = route.dpop ? dpopTokenKey(route.resource) : (route.resource ?? '');
+  const pending = grant.changed || loaded.needsWrite ? { session: grant.session, loaded, resource: slot } : undefined;
+  return { accessToken: upstreamToken, session: grant.session, pending, prover };
 }
 
 /**
@@ -183,7 +192,7 @@ async function proxyPipeline(request: Request, config: Config, store: KeyValueSt
       throw new BrokerError('invalid_request', { publicMessage: 'the path is not allowed' });
     }
 
-    const { accessToken, session: watchedSession, pending } = await authorize(request, route, config, store, setCookies);
+    const { accessToken, session: watchedSession, pending, prover } = await authorize(request, route, config, store, setCookies);
     const sessionId = watchedSession?.id;
 
     const upstreamHeaders = headersForUpstream(request.headers, {
@@ -203,14 +212,17 @@ async function proxyPipeline(request: Request, config: Config, store: KeyValueSt
     try {
       // Admitted inside the try: a call refused here still carries the cookie of a refresh it made.
       const release = admitExchange(route, sessionId);
-      answer = await forward(target, request.method, upstreamHeaders, request.body, route, {
+      const forwardOptions = {
         signal: request.signal,
         onSettled: () => {
           release();
           lifetime.settled();
         },
         endSignal: lifetime.signal,
-      });
+      };
+      answer = prover && accessToken !== undefined
+        ? await forwardWithProof(target, request.method, upstreamHeaders, request.body, route, forwardOptions, prover, accessToken)
+        : await forward(target, request.method, upstreamHeaders, request.body, route, forwardOptions);
       if (answer.body) lifetime.answered();
     } finally {
       // Written once the API has answered (or failed), from the newest state known then:

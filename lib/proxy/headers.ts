@@ -105,6 +105,9 @@ export const REQUEST_HEADERS_NEVER_FORWARDED: ReadonlySet<string> = new Set([
   ...HOP_BY_HOP_HEADERS,
   'cookie',
   'authorization',
+  // RFC 9449: only the broker proves possession of the session's key; a browser's own
+  // proof beside the broker's would make the API's check ambiguous.
+  'dpop',
   'forwarded',
   'x-real-ip',
   'x-client-ip',

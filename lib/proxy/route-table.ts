@@ -51,6 +51,13 @@ export type Route = Readonly<{
    * token leaked from this API's logs is good for this API and these scopes only.
    */
   exchange: Readonly<{ audience: string; scope: string }> | undefined;
+  /**
+   * Default false. True (RFC 9449): the API gets a DPoP-bound token (`Authorization: DPoP`)
+   * and a fresh proof of the session's key for the upstream URL on every request
+   * (lib/proxy/dpop.ts). Not combinable with `websocket` (browsers' upgrade requests
+   * would need a proof per reconnect; refused at start).
+   */
+  dpop: boolean;
 }>;
 
 /** What the route table's validation needs from the rest of the configuration. */
@@ -96,7 +103,7 @@ const MAX_CONCURRENT_LIMIT = 100_000;
 
 const FIELDS = [
   'path', 'upstream', 'auth', 'methods', 'resource', 'scopes', 'timeoutMs',
-  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession', 'websocket', 'exchange',
+  'forwardHeaders', 'streaming', 'maxConcurrent', 'maxConcurrentPerSession', 'websocket', 'exchange', 'dpop',
 ] as const;
 
 /** RFC 9110 §5.1 field-name: a token. */
@@ -345,6 +352,7 @@ const routeSchema = z.strictObject(
     maxConcurrentPerSession: boundedInteger('requests', 1, MAX_CONCURRENT_LIMIT, DEFAULT_MAX_CONCURRENT_PER_SESSION),
     websocket: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
     exchange: exchangeSchema.optional(),
+    dpop: z.boolean({ error: (issue) => `must be true or false, got ${shown(issue.input)}` }).default(false),
   },
   {
     error: (issue) =>
@@ -397,7 +405,10 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
     if (!result.success) {
       for (const issue of result.error.issues) problems.push(`${fieldName(index, issue.path)}: ${issue.message}`);
     } else {
-      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket, exchange } = result.data;
+      const { path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket, exchange, dpop } = result.data;
+      if (dpop && auth === 'none') problems.push(`route[${index}].dpop: the route "${path}" has auth "none": a DPoP proof needs a session's token; set auth "required" or remove "dpop"`);
+      if (dpop && websocket) problems.push(`route[${index}].dpop: the route "${path}" has "websocket": true and "dpop": true, which are not supported together (the upgrade would need a proof per handshake); use a separate route for the WebSocket`);
+      if (dpop && exchange) problems.push(`route[${index}].dpop: the route "${path}" has both "dpop" and "exchange": an exchanged token is not bound to the session's key; choose one`);
       const cleartext = cleartextTokenProblem(path, upstream, auth, options);
       if (cleartext) problems.push(`route[${index}].upstream: ${cleartext}`);
       if (exchange && auth === 'none') {
@@ -419,6 +430,7 @@ export function parseRouteTable(input: unknown, options: RouteTableOptions = {})
           maxConcurrentPerSession: Math.min(maxConcurrentPerSession, maxConcurrent),
           websocket,
           exchange: exchange ? Object.freeze({ audience: exchange.audience, scope: exchange.scope }) : undefined,
+          dpop,
         }),
       );
     }

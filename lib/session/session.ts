@@ -1,3 +1,4 @@
+import type { DPoPPrivateJwk } from '../oidc/dpop.ts';
 import { digest } from './codec.ts';
 
 /**
@@ -31,6 +32,11 @@ export interface Session {
   refreshToken?: string;
   /** Access tokens by RFC 8707 resource; '' is the token of the sign-in itself. */
   tokens: Record<string, AccessToken>;
+  /**
+   * RFC 9449: the session's DPoP private key (lib/oidc/dpop.ts), present when a route has
+   * `"dpop": true`. Sealed with the session like the refresh token, never in the clear.
+   */
+  dpopKey?: DPoPPrivateJwk;
   /** Epoch milliseconds. */
   createdAt: number;
   /** Epoch milliseconds of the last activity written to the cookie (idle timeout). */

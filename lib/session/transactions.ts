@@ -1,3 +1,4 @@
+import type { DPoPPrivateJwk } from '../oidc/dpop.ts';
 import type { Config } from '../config/load.ts';
 import { parseCookies, serializeCookie } from '../http/cookies.ts';
 import { seal, unseal } from './codec.ts';
@@ -15,6 +16,8 @@ export interface LoginTransaction {
   returnTo: string;
   /** Epoch milliseconds. */
   createdAt: number;
+  /** RFC 9449 §10: the new session's DPoP key, whose thumbprint the authorization request named (`dpop_jkt`). */
+  dpopKey?: DPoPPrivateJwk;
 }
 
 /** A sign-in must finish within ten minutes; after that its cookie is gone. */

@@ -4,6 +4,7 @@ import { BrokerError } from '../errors.ts';
 import { log } from '../log.ts';
 import { describeProviderError, getProvider, tokenEndpointFailure } from '../oidc/provider.ts';
 import { tokenFromResponse } from '../oidc/tokens.ts';
+import { dpopTokenKey, resourceOfTokenKey } from '../oidc/dpop.ts';
 import { metrics } from '../ops/metrics.ts';
 import { inSpan, noteRefreshOutcome } from '../ops/tracing.ts';
 import { endSession } from '../session/revocation.ts';
@@ -64,8 +65,19 @@ function isFresh(token: AccessToken, now: number): boolean {
   return now < token.refreshAt;
 }
 
-export async function accessTokenFor(session: Session, resource: string | undefined, config: Config, store: KeyValueStore): Promise<TokenGrant> {
-  const key = resource ?? '';
+/**
+ * `options.dpop`: the route is a DPoP route (RFC 9449). Its token lives in its own slot
+ * (`dpopTokenKey`), obtained with a refresh grant proved with the session's key, so the
+ * provider binds it (`cnf.jkt`) — and a bound token is never handed to a Bearer route.
+ */
+export async function accessTokenFor(
+  session: Session,
+  resource: string | undefined,
+  config: Config,
+  store: KeyValueStore,
+  options: { dpop?: client.DPoPHandle } = {},
+): Promise<TokenGrant> {
+  const key = options.dpop ? dpopTokenKey(resource) : (resource ?? '');
   let current = session;
   let loaded: LoadedRecord | undefined;
   let refreshedHere = false;
@@ -91,7 +103,7 @@ export async function accessTokenFor(session: Session, resource: string | undefi
       continue;
     }
     // Current, and the record has nothing fresher for this resource: refresh.
-    const flight = await refreshOnce(current, key, loaded, config, store);
+    const flight = await refreshOnce(current, key, loaded, config, store, options.dpop);
     refreshedHere = true;
     loaded = flight.loaded;
     if (flight.idToken) current = { ...current, idToken: flight.idToken };
@@ -189,20 +201,20 @@ async function revokeBestEffort(refreshToken: string, config: Config): Promise<v
 }
 
 /** One refresh per session in this process (per store client); later callers share it. */
-function refreshOnce(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
+function refreshOnce(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore, dpop?: client.DPoPHandle): Promise<Flight> {
   let flights = inFlight.get(store);
   if (!flights) inFlight.set(store, (flights = new Map()));
   const running = flights.get(session.id);
   if (running) return running;
   // One span per refresh actually run (callers that join a flight in progress share it).
-  const flight = inSpan('token refresh', { 'cloakroom.resource': resource || 'default' }, () => refreshUnderLock(session, resource, seen, config, store)).finally(() =>
+  const flight = inSpan('token refresh', { 'cloakroom.resource': resource || 'default' }, () => refreshUnderLock(session, resource, seen, config, store, dpop)).finally(() =>
     flights.delete(session.id),
   );
   flights.set(session.id, flight);
   return flight;
 }
 
-async function refreshUnderLock(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore): Promise<Flight> {
+async function refreshUnderLock(session: Session, resource: string, seen: LoadedRecord, config: Config, store: KeyValueStore, dpop?: client.DPoPHandle): Promise<Flight> {
   const lockKeys = storeKeys(config, 'refresh-lock', session.id);
   const deadline = Date.now() + LOCK_WAIT_MS;
   let lease = await tryLease(store, lockKeys, config.tokens.lockLease);
@@ -219,13 +231,15 @@ async function refreshUnderLock(session: Session, resource: string, seen: Loaded
     // distributed-lock failure, their support issue #1286): the caller re-classifies.
     const latest = await readRecord(session, config, store);
     if (latest.sealed !== seen.sealed) return { loaded: latest };
-    return await refreshAtProvider(session, resource, latest, lease, config, store);
+    return await refreshAtProvider(session, resource, latest, lease, config, store, dpop);
   } finally {
     await lease.release();
   }
 }
 
-async function refreshAtProvider(session: Session, resource: string, latest: LoadedRecord, lease: Lease, config: Config, store: KeyValueStore): Promise<Flight> {
+/** `slot`: the token's key in the session (a resource, or `dpopTokenKey(resource)` for a DPoP-bound token). */
+async function refreshAtProvider(session: Session, slot: string, latest: LoadedRecord, lease: Lease, config: Config, store: KeyValueStore, dpop?: client.DPoPHandle): Promise<Flight> {
+  const resource = resourceOfTokenKey(slot);
   const refreshToken = session.refreshToken as string;
   // Discovery failing means nothing was sent: an outage, the session is kept.
   const provider = await getProvider(config);
@@ -235,7 +249,9 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
   if (lease.lost) return { loaded: latest };
   let response: client.TokenEndpointResponse & client.TokenEndpointResponseHelpers;
   try {
-    response = await client.refreshTokenGrant(provider, refreshToken, resource ? { resource } : {});
+    // With DPoP, openid-client proves the grant with the session's key and retries once
+    // on the provider's `use_dpop_nonce` (RFC 9449 §8).
+    response = await client.refreshTokenGrant(provider, refreshToken, resource ? { resource } : {}, dpop ? { DPoP: dpop } : undefined);
   } catch (error) {
     const failure = classifyRefreshFailure(error);
     if (failure === 'grant_gone') {
@@ -268,6 +284,10 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     await endIndeterminate(session, latest, [refreshToken, response.refresh_token].filter((t): t is string => !!t), config, store);
   }
 
+  // RFC 9449 §5: a provider that ignored the proof answers `token_type` Bearer. That
+  // token is kept in the Bearer slot (the rotated refresh token must be recorded all
+  // the same), and the DPoP route is refused: its API would not accept it.
+  const unbound = dpop !== undefined && response.token_type.toLowerCase() !== 'dpop';
   const now = Date.now();
   const record = nextRecord(
     latest.record,
@@ -275,7 +295,7 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
     {
       // A provider that does not rotate keeps the same refresh token (RFC 6749 §6).
       refreshToken: response.refresh_token ?? refreshToken,
-      resource,
+      resource: unbound ? resource : slot,
       token: tokenFromResponse(response, now, config.tokens.refreshSkew),
     },
     now,
@@ -288,6 +308,10 @@ async function refreshAtProvider(session: Session, resource: string, latest: Loa
   }
   metrics.refresh.inc({ outcome: 'ok' });
   noteRefreshOutcome('ok');
+  if (unbound) {
+    log.error('dpop_token_not_bound', { resource: resource || undefined, problem: 'the identity provider issued a Bearer token for a DPoP route: enable DPoP for this client at the provider' });
+    throw new BrokerError('idp_unavailable', { publicMessage: 'the identity provider did not bind the token to the session key' });
+  }
   return { loaded: written, idToken: response.id_token };
 }
 

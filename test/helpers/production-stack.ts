@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { startDemoApi, type DemoApi } from '../../demo/api.ts';
+import { startDPoPApi, type DPoPApi } from '../../demo/dpop-api.ts';
 import { startDevIdp, type DevClient, type DevIdp, type DevIdpOptions } from '../../demo/idp.ts';
 import { BROKER_ENV_KEYS } from './stack.ts';
 import { freePort } from './ports.ts';
@@ -34,6 +35,9 @@ export interface ProductionStack {
   idp: DevIdp;
   demoApi: DemoApi;
   reportsApi: DemoApi;
+  /** With `dpopRoute`: the API behind `/api/secure`, which accepts only DPoP-bound tokens. */
+  dpopApi?: DPoPApi;
+  dpopAudience?: string;
   /** `http://localhost:<port>/`: the audience of each API's tokens. */
   demoAudience: string;
   reportsAudience: string;
@@ -70,6 +74,13 @@ export interface ProductionStackOptions {
   extraRoutes?: (idp: DevIdp) => Promise<Array<Record<string, unknown>>>;
   /** Merged over the broker's client registration at the provider (e.g. private_key_jwt with a jwks_uri on the broker's origin). */
   client?: Partial<DevClient> | ((brokerUrl: string) => Partial<DevClient>);
+  /**
+   * Adds `/api/secure`: the DPoP-only API (demo/dpop-api.ts) with `"dpop": true`, and
+   * turns on the provider's DPoP with required nonces (issue 12).
+   */
+  dpopRoute?: boolean;
+  /** Seconds the DPoP API's tokens live. Default 4 (a refresh within seconds). */
+  dpopAccessTokenTtl?: number;
 }
 
 export { freePort };
@@ -136,13 +147,18 @@ export async function startProductionStack(options: ProductionStackOptions = {})
     const clientSecret = randomBytes(24).toString('base64url');
     const sessionSecret = randomBytes(32).toString('base64url');
 
+    const dpopPort = options.dpopRoute ? await freePort() : 0;
+    const dpopAudience = options.dpopRoute ? `http://localhost:${dpopPort}/` : undefined;
     const idp = await startDevIdp({
       port: 0,
       rotateRefreshTokens: true,
       resources: {
         [demoAudience]: { scope: 'demo:read' },
         [reportsAudience]: { scope: 'reports:read' },
+        // Short-lived, so that a test sees a DPoP-bound token refreshed within seconds.
+        ...(dpopAudience ? { [dpopAudience]: { scope: 'secure:read', accessTokenTtl: options.dpopAccessTokenTtl ?? 4 } } : {}),
       },
+      ...(options.dpopRoute ? { dpop: true } : {}),
       ...options.idp,
       clients: [
         {
@@ -183,6 +199,12 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       routes.push({ path: '/api/live', upstream: demoApi.url, auth: 'required', methods: ['GET'], resource: demoAudience, scopes: ['demo:read'], websocket: true } as (typeof routes)[number]);
     }
     if (options.extraRoutes) routes.push(...((await options.extraRoutes(idp)) as typeof routes));
+    let dpopApi: DPoPApi | undefined;
+    if (dpopAudience) {
+      dpopApi = await startDPoPApi({ port: dpopPort, issuer: idp.issuer, audience: dpopAudience, name: 'secure' });
+      closers.push(() => (dpopApi as DPoPApi).close());
+      routes.push({ path: '/api/secure', upstream: dpopApi.url, auth: 'required', methods: ['GET', 'POST', 'PUT'], resource: dpopAudience, scopes: ['secure:read'], dpop: true } as (typeof routes)[number]);
+    }
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const key of BROKER_ENV_KEYS) delete env[key];
     Object.assign(env, {
@@ -248,6 +270,8 @@ export async function startProductionStack(options: ProductionStackOptions = {})
       idp,
       demoApi,
       reportsApi,
+      dpopApi,
+      dpopAudience,
       demoAudience,
       reportsAudience,
       clientSecret,

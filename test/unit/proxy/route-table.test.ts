@@ -223,7 +223,7 @@ describe('parseRouteTable: refusals name the route, the field and the fix', () =
     ['timeoutMs', { timeoutMs: 1.5 }, /^route\[0\]\.timeoutMs: must be a whole number/],
     ['timeoutMs', { timeoutMs: '30000' }, /^route\[0\]\.timeoutMs: must be a number of milliseconds, got "30000"$/],
     ['timeoutMs', { timeoutMs: Number.NaN }, /^route\[0\]\.timeoutMs: must be a number/],
-    ['unknown field', { timeout: 5 }, /^route\[0\]: unknown field "timeout": the fields are path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket, exchange$/],
+    ['unknown field', { timeout: 5 }, /^route\[0\]: unknown field "timeout": the fields are path, upstream, auth, methods, resource, scopes, timeoutMs, forwardHeaders, streaming, maxConcurrent, maxConcurrentPerSession, websocket, exchange, dpop$/],
     ['unknown fields', { Path: '/api', headers: {} }, /^route\[0\]: unknown fields "Path", "headers"/],
   ];
   for (const [field, fields, expected] of badFields) {
