@@ -47,11 +47,17 @@ interface Running {
 const KEY = Symbol.for('cloakroom.tracing');
 const holder = globalThis as typeof globalThis & { [KEY]?: Promise<Running | undefined> };
 
+/**
+ * A problem with an OTEL_* variable, in words that name the variable and never repeat its
+ * value (as for every variable of the broker's: a pasted collector key must not reach the log).
+ */
+class TracingConfigError extends Error {}
+
 function positiveNumber(env: Env, name: string): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} must be a non-negative number of milliseconds or spans (got "${raw}")`);
+  if (!Number.isFinite(value) || value < 0) throw new TracingConfigError(`${name} must be a non-negative number of milliseconds or spans`);
   return value;
 }
 
@@ -59,7 +65,9 @@ function positiveNumber(env: Env, name: string): number | undefined {
 export function startTracing(env: Env = process.env): Promise<Running | undefined> {
   if (!tracingWanted(env)) return Promise.resolve(undefined);
   holder[KEY] ??= register(env).catch((error: unknown) => {
-    log.error('tracing_not_started', { reason: error instanceof Error ? error.message : String(error) });
+    // Only our own messages are logged: an exporter's or SDK's error text may quote a
+    // variable's value (OTEL_EXPORTER_OTLP_HEADERS carries collectors' API keys).
+    log.error('tracing_not_started', { reason: error instanceof TracingConfigError ? error.message : 'the OpenTelemetry SDK could not be started', errorName: error instanceof Error ? error.name : typeof error });
     return undefined;
   });
   return holder[KEY];
@@ -74,7 +82,7 @@ export async function stopTracing(): Promise<void> {
 async function register(env: Env): Promise<Running> {
   const exporters = (env.OTEL_TRACES_EXPORTER ?? 'otlp').split(',').map((name) => name.trim().toLowerCase());
   const unknown = exporters.filter((name) => name !== 'otlp');
-  if (unknown.length > 0) throw new Error(`OTEL_TRACES_EXPORTER: only "otlp" or "none" are supported (got "${unknown.join(',')}")`);
+  if (unknown.length > 0) throw new TracingConfigError('OTEL_TRACES_EXPORTER: only "otlp" or "none" are supported');
   const [sdk, { OTLPTraceExporter }, { AsyncLocalStorageContextManager }, { W3CTraceContextPropagator }, resources] = await Promise.all([
     import('@opentelemetry/sdk-trace'),
     import('@opentelemetry/exporter-trace-otlp-http'),
@@ -94,7 +102,7 @@ async function register(env: Env): Promise<Running> {
   };
   const samplerName = (env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase();
   const sampler = samplers[samplerName];
-  if (!sampler) throw new Error(`OTEL_TRACES_SAMPLER: one of ${Object.keys(samplers).join(', ')} (got "${samplerName}")`);
+  if (!sampler) throw new TracingConfigError(`OTEL_TRACES_SAMPLER: one of ${Object.keys(samplers).join(', ')}`);
 
   const resource = resources
     .defaultResource()
